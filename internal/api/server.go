@@ -1,0 +1,135 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/mamori-soc/mamori/internal/ingest"
+	"github.com/mamori-soc/mamori/internal/state"
+	"github.com/mamori-soc/mamori/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics of the API.
+type Metrics struct {
+	Requests     *prometheus.CounterVec // route, code
+	AuthFailures prometheus.Counter
+	QueryTime    *prometheus.HistogramVec // kind
+}
+
+// NewMetrics creates and registers the API metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mamori_api_requests_total", Help: "API requests by route and status code.",
+		}, []string{"route", "code"}),
+		AuthFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mamori_api_auth_failures_total", Help: "Requests refused for an unknown token.",
+		}),
+		QueryTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mamori_store_query_seconds", Help: "Events store query time by kind (events, total, histogram, pipe).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.Requests, m.AuthFailures, m.QueryTime)
+	return m
+}
+
+// Server is the HTTP API.
+type Server struct {
+	State      *state.DB
+	Store      store.Store
+	Pipeline   *ingest.Pipeline
+	Router     *ingest.Router
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
+	Metrics    *Metrics
+	Ready      func(ctx context.Context) error
+	MaxBody    int64
+	MaxLine    int
+	DefaultTen string
+	// ReloadRouter is called after a source mapping changed.
+	ReloadRouter func(ctx context.Context) error
+
+	doc map[string]any // the OpenAPI document, built from Routes
+}
+
+// Route is one API endpoint; the same table builds the mux and the
+// OpenAPI document, so the two cannot drift.
+type Route struct {
+	Method, Path, Summary string
+	Public                bool
+	handler               func(*Server) http.HandlerFunc
+}
+
+// Routes lists every endpoint.
+var Routes = []Route{
+	{"GET", "/healthz", "Liveness: the process serves HTTP.", true, func(s *Server) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }
+	}},
+	{"GET", "/readyz", "Readiness: bus and store answer.", true, func(s *Server) http.HandlerFunc { return s.readyz }},
+	{"GET", "/metrics", "Prometheus metrics.", true, func(s *Server) http.HandlerFunc {
+		return promhttp.HandlerFor(s.Gatherer, promhttp.HandlerOpts{}).ServeHTTP
+	}},
+	{"POST", "/api/v1/ingest", "Ingest NDJSON, one JSON event or plain log lines; 202 once durable.", false, func(s *Server) http.HandlerFunc { return s.ingest }},
+	{"GET", "/api/v1/events", "Search events (q, from, to, limit, lang, tenant).", false, func(s *Server) http.HandlerFunc { return s.events }},
+	{"GET", "/api/v1/tenants", "List tenants visible to the caller.", false, func(s *Server) http.HandlerFunc { return s.listTenants }},
+	{"POST", "/api/v1/tenants", "Create a tenant (admin).", false, func(s *Server) http.HandlerFunc { return s.addTenant }},
+	{"POST", "/api/v1/tenants/{name}/tokens", "Create an ingest or read token for a tenant (admin).", false, func(s *Server) http.HandlerFunc { return s.createToken }},
+	{"GET", "/api/v1/tenants/{name}/sources", "List a tenant's source mappings (admin).", false, func(s *Server) http.HandlerFunc { return s.listSources }},
+	{"POST", "/api/v1/tenants/{name}/sources", "Map a CIDR or TLS certificate subject to a tenant (admin).", false, func(s *Server) http.HandlerFunc { return s.addSource }},
+	{"GET", "/api/v1/openapi.json", "This API's OpenAPI document.", false, func(s *Server) http.HandlerFunc { return s.openapi }},
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	s.doc = OpenAPI(Routes)
+	mux := http.NewServeMux()
+	for _, rt := range Routes {
+		h := rt.handler(s)
+		if !rt.Public {
+			h = s.authenticate(h)
+		}
+		pattern := rt.Method + " " + rt.Path
+		mux.Handle(pattern, s.instrument(pattern, h))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(c int) { w.code = c; w.ResponseWriter.WriteHeader(c) }
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *Server) instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: 200}
+		h.ServeHTTP(sw, r)
+		s.Metrics.Requests.WithLabelValues(route, http.StatusText(sw.code)).Inc()
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.Ready(ctx); err != nil {
+			writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+			return
+		}
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,316 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid marks a configuration that cannot be used.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is the whole server configuration.
+type Config struct {
+	Data    string        `yaml:"data"`
+	HTTP    HTTPConfig    `yaml:"http"`
+	Syslog  SyslogConfig  `yaml:"syslog"`
+	RELP    RELPConfig    `yaml:"relp"`
+	NATS    NATSConfig    `yaml:"nats"`
+	Events  EventsConfig  `yaml:"events"`
+	Tenants TenantsConfig `yaml:"tenants"`
+	Auth    AuthConfig    `yaml:"auth"`
+	Ingest  IngestConfig  `yaml:"ingest"`
+	Log     LogConfig     `yaml:"log"`
+}
+
+// HTTPConfig configures the API listener.
+type HTTPConfig struct {
+	Addr         string `yaml:"addr"`
+	MaxBodyBytes Size   `yaml:"max_body"`
+}
+
+// ListenerConfig is one syslog-family listener. An empty Addr disables it.
+// Tenant, when set, maps everything received on this listener to that tenant.
+type ListenerConfig struct {
+	Addr   string `yaml:"addr"`
+	Tenant string `yaml:"tenant"`
+}
+
+// TLSListenerConfig is a TLS listener. Without cert/key files a self-signed
+// server certificate is generated under the data dir on first start.
+type TLSListenerConfig struct {
+	Addr         string `yaml:"addr"`
+	Tenant       string `yaml:"tenant"`
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth: "none", "request" (verify if given) or "require".
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// SyslogConfig configures the syslog listeners.
+type SyslogConfig struct {
+	UDP      ListenerConfig    `yaml:"udp"`
+	TCP      ListenerConfig    `yaml:"tcp"`
+	TLS      TLSListenerConfig `yaml:"tls"`
+	MaxFrame Size              `yaml:"max_frame"`
+	// UDPBuffer is the socket receive buffer requested for the UDP listener.
+	UDPBuffer Size `yaml:"udp_buffer"`
+}
+
+// RELPConfig configures the RELP listener (plain TCP; RELP over TLS is not
+// offered yet).
+type RELPConfig struct {
+	Addr   string `yaml:"addr"`
+	Tenant string `yaml:"tenant"`
+}
+
+// NATSConfig selects the bus: embedded (URL empty) or an external cluster.
+type NATSConfig struct {
+	URL      string `yaml:"url"`
+	Replicas int    `yaml:"replicas"`
+	// MaxBytes caps the event stream; when full, ingest pushes back.
+	MaxBytes Size `yaml:"max_bytes"`
+	// MaxAge caps how long events stay on the bus after being stored.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// EventsConfig selects the events store: "" (embedded) or victorialogs://host:port.
+type EventsConfig struct {
+	URL string `yaml:"url"`
+}
+
+// TenantsConfig configures tenancy.
+type TenantsConfig struct {
+	// Default receives traffic no mapping claims; empty with RejectUnmapped rejects it.
+	Default        string   `yaml:"default"`
+	RejectUnmapped bool     `yaml:"reject_unmapped"`
+	Retention      Duration `yaml:"retention"`
+	// RetentionInterval is how often the retention job runs.
+	RetentionInterval Duration `yaml:"retention_interval"`
+}
+
+// AuthConfig configures API authentication.
+type AuthConfig struct {
+	// AdminToken presets the admin token (otherwise one is generated and
+	// printed on first start).
+	AdminToken string `yaml:"admin_token" secret:"true"`
+}
+
+// IngestConfig tunes batching between listeners and the bus.
+type IngestConfig struct {
+	BatchEvents int      `yaml:"batch_events"`
+	BatchBytes  Size     `yaml:"batch_bytes"`
+	BatchWait   Duration `yaml:"batch_wait"`
+	// MaxPending caps events parsed but not yet durable; beyond it TCP
+	// readers block and UDP datagrams are dropped (and counted).
+	MaxPending int `yaml:"max_pending"`
+}
+
+// LogConfig configures Mamori's own logs.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"` // "text", "json" or "" (text on a TTY, JSON otherwise)
+}
+
+// Default returns the embedded-defaults configuration.
+func Default() Config {
+	return Config{
+		Data: "./mamori-data",
+		HTTP: HTTPConfig{Addr: "127.0.0.1:8080", MaxBodyBytes: 64 << 20},
+		Syslog: SyslogConfig{
+			UDP:       ListenerConfig{Addr: "127.0.0.1:5514"},
+			TCP:       ListenerConfig{Addr: "127.0.0.1:5514"},
+			TLS:       TLSListenerConfig{Addr: "127.0.0.1:6514", ClientAuth: "request"},
+			MaxFrame:  64 << 10,
+			UDPBuffer: 8 << 20,
+		},
+		RELP:    RELPConfig{Addr: "127.0.0.1:2514"},
+		NATS:    NATSConfig{Replicas: 1, MaxBytes: 10 << 30, MaxAge: Duration(7 * 24 * time.Hour)},
+		Tenants: TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
+		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 1 << 20, BatchWait: Duration(20 * time.Millisecond), MaxPending: 200000},
+		Log:     LogConfig{Level: "info"},
+	}
+}
+
+// Load builds the configuration: defaults, then the YAML file (if path is
+// not empty), then MAMORI_* environment variables from env.
+func Load(path string, env []string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		if err := decodeStrict(b, &c); err != nil {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, env); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func decodeStrict(b []byte, c *Config) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		// yaml.v3 says "line 3: field foo not found in type config.SyslogConfig";
+		// say it in the user's words.
+		msg := err.Error()
+		msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+		msg = strings.ReplaceAll(msg, "  ", "")
+		if i := strings.Index(msg, " not found in type "); i >= 0 {
+			msg = strings.Replace(msg[:i], "field ", "unknown key ", 1)
+		}
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
+	}
+	return nil
+}
+
+// EnvKey is the environment variable for a YAML path, e.g. syslog.tcp.addr
+// → MAMORI_SYSLOG_TCP_ADDR.
+func EnvKey(path string) string {
+	return "MAMORI_" + strings.ToUpper(strings.NewReplacer(".", "_").Replace(path))
+}
+
+// walk calls fn for every leaf of the config with its dotted YAML path.
+func walk(v reflect.Value, prefix string, fn func(path string, f reflect.Value, sf reflect.StructField) error) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name := strings.Split(sf.Tag.Get("yaml"), ",")[0]
+		if name == "" || name == "-" {
+			continue
+		}
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct {
+			if err := walk(fv, path, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := fn(path, fv, sf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyEnv(c *Config, env []string) error {
+	vals := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "MAMORI_") {
+			vals[k] = v
+		}
+	}
+	known := map[string]bool{}
+	err := walk(reflect.ValueOf(c).Elem(), "", func(path string, f reflect.Value, _ reflect.StructField) error {
+		k := EnvKey(path)
+		known[k] = true
+		v, ok := vals[k]
+		if !ok {
+			return nil
+		}
+		if err := setValue(f, v); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrInvalid, k, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_ = known // client-side variables (MAMORI_TOKEN, MAMORI_SERVER, ...) share the prefix, so unknown ones are not errors
+	return nil
+}
+
+func setValue(f reflect.Value, s string) error {
+	switch p := f.Addr().Interface().(type) {
+	case *Duration:
+		return p.Set(s)
+	case *Size:
+		return p.Set(s)
+	case *string:
+		*p = s
+	case *int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", s)
+		}
+		*p = n
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", s)
+		}
+		*p = b
+	default:
+		return fmt.Errorf("unsupported type %T", p)
+	}
+	return nil
+}
+
+// Setting is one effective configuration value for `mamori config print`.
+type Setting struct {
+	Path, Env, Value string
+}
+
+// Settings lists every leaf with its value; secrets are masked.
+func (c *Config) Settings() []Setting {
+	var out []Setting
+	_ = walk(reflect.ValueOf(c).Elem(), "", func(path string, f reflect.Value, sf reflect.StructField) error {
+		v := fmt.Sprint(f.Interface())
+		if sf.Tag.Get("secret") == "true" && v != "" {
+			v = "********"
+		}
+		out = append(out, Setting{Path: path, Env: EnvKey(path), Value: v})
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// Validate checks values that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Data == "" {
+		errs = append(errs, errors.New("data: must not be empty"))
+	}
+	if c.Syslog.MaxFrame < 480 {
+		errs = append(errs, fmt.Errorf("syslog.max_frame: %d is below the 480 bytes every syslog receiver must accept", c.Syslog.MaxFrame))
+	}
+	switch c.Syslog.TLS.ClientAuth {
+	case "", "none", "request", "require":
+	default:
+		errs = append(errs, fmt.Errorf("syslog.tls.client_auth: %q is not none, request or require", c.Syslog.TLS.ClientAuth))
+	}
+	if c.Tenants.Default == "" && !c.Tenants.RejectUnmapped {
+		errs = append(errs, errors.New("tenants.default: empty; set a tenant name or tenants.reject_unmapped: true"))
+	}
+	if c.NATS.Replicas < 1 {
+		errs = append(errs, errors.New("nats.replicas: must be at least 1"))
+	}
+	if c.Ingest.BatchEvents < 1 || c.Ingest.MaxPending < c.Ingest.BatchEvents {
+		errs = append(errs, errors.New("ingest: batch_events must be ≥1 and max_pending ≥ batch_events"))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return nil
+}

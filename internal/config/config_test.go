@@ -1,0 +1,93 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadPrecedenceAndStrict(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "mamori.yaml")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		name    string
+		yaml    string
+		env     []string
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "defaults", yaml: "", check: func(t *testing.T, c Config) {
+			if c.HTTP.Addr != "127.0.0.1:8080" || c.Syslog.MaxFrame != 64<<10 || c.Tenants.Retention.D() != 30*24*time.Hour {
+				t.Fatalf("unexpected defaults: %+v", c)
+			}
+		}},
+		{name: "file", yaml: "syslog:\n  max_frame: 128KiB\n  tcp:\n    addr: 127.0.0.1:1\ntenants:\n  retention: 7d\n", check: func(t *testing.T, c Config) {
+			if c.Syslog.MaxFrame != 128<<10 || c.Syslog.TCP.Addr != "127.0.0.1:1" || c.Tenants.Retention.D() != 7*24*time.Hour {
+				t.Fatalf("file not applied: %+v", c.Syslog)
+			}
+		}},
+		{name: "env beats file", yaml: "http:\n  addr: 127.0.0.1:1\n", env: []string{"MAMORI_HTTP_ADDR=127.0.0.1:2", "MAMORI_INGEST_BATCH_WAIT=5ms"}, check: func(t *testing.T, c Config) {
+			if c.HTTP.Addr != "127.0.0.1:2" || c.Ingest.BatchWait.D() != 5*time.Millisecond {
+				t.Fatalf("env not applied: %+v", c.HTTP)
+			}
+		}},
+		{name: "unknown key names key and line", yaml: "syslog:\n  tcp:\n    adr: x\n", wantErr: "line 3: unknown key adr"},
+		{name: "bad size", yaml: "syslog:\n  max_frame: lots\n", wantErr: "invalid size"},
+		{name: "bad env int", env: []string{"MAMORI_INGEST_BATCH_EVENTS=x"}, wantErr: "MAMORI_INGEST_BATCH_EVENTS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(write(tt.yaml), tt.env)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrInvalid) {
+					t.Fatalf("want error containing %q, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestSettingsMaskSecrets(t *testing.T) {
+	c := Default()
+	c.Auth.AdminToken = "supersecret"
+	for _, s := range c.Settings() {
+		if strings.Contains(s.Value, "supersecret") {
+			t.Fatalf("secret leaked in %s", s.Path)
+		}
+		if s.Path == "auth.admin_token" && s.Env != "MAMORI_AUTH_ADMIN_TOKEN" {
+			t.Fatalf("env key %s", s.Env)
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "15m": 15 * time.Minute, "1w": 7 * 24 * time.Hour, "1.5d": 36 * time.Hour} {
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)
+		}
+	}
+	for in, want := range map[string]int64{"64KiB": 65536, "1GiB": 1 << 30, "10MB": 10_000_000, "512": 512} {
+		got, err := ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseSize("-1"); err == nil {
+		t.Error("negative size accepted")
+	}
+}

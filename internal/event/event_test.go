@@ -1,0 +1,104 @@
+package event
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestSetGetKeepsSortedUnique(t *testing.T) {
+	var e Event
+	for _, kv := range [][2]string{{"source.ip", "1.2.3.4"}, {"a", "1"}, {"z", "26"}, {"m", "13"}, {"a", "one"}, {"empty", ""}} {
+		e.Set(kv[0], kv[1])
+	}
+	want := []Field{{"a", "one"}, {"m", "13"}, {"source.ip", "1.2.3.4"}, {"z", "26"}}
+	if !reflect.DeepEqual(e.Fields, want) {
+		t.Fatalf("fields = %v, want %v", e.Fields, want)
+	}
+	e.SetDefault("m", "x")
+	e.SetDefault("b", "2")
+	if e.Value("m") != "13" || e.Value("b") != "2" {
+		t.Fatalf("SetDefault wrong: %v", e.Fields)
+	}
+	e.Delete("m")
+	if _, ok := e.Get("m"); ok {
+		t.Fatal("Delete left field")
+	}
+	if e.Kind() != KindEvent {
+		t.Fatal("default kind")
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	ts := time.Date(2015, 3, 4, 5, 6, 7, 8, time.UTC)
+	in := []*Event{
+		{ID: "a", Tenant: "acme", Source: "relp", Original: "héllo\x00world", Timestamp: ts, Ingested: ts.Add(time.Hour), Fields: []Field{{"host.name", "fw1"}, {"x", ""}}},
+		{ID: "b", Tenant: "beta", Timestamp: ts, Ingested: ts},
+	}
+	b := AppendBatch(nil, in)
+	out, err := DecodeBatch(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		if in[i].Fields == nil {
+			in[i].Fields = []Field{}
+		}
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip:\n%+v\n%+v", in[0], out[0])
+	}
+	for i := 0; i < len(b); i++ {
+		if _, err := DecodeBatch(b[:i]); err == nil {
+			t.Fatalf("truncated batch at %d decoded without error", i)
+		}
+	}
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(AppendBatch(nil, []*Event{{ID: "x", Tenant: "t", Fields: []Field{{"a", "b"}}}}))
+	f.Add([]byte{1, 255, 255, 255, 255, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		evs, err := DecodeBatch(b)
+		if err != nil {
+			return
+		}
+		// What decodes must re-encode to something that decodes the same.
+		again, err := DecodeBatch(AppendBatch(nil, evs))
+		if err != nil || len(again) != len(evs) {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
+
+func TestIDGenUnique(t *testing.T) {
+	g := NewIDGen()
+	seen := map[string]bool{}
+	for i := 0; i < 10000; i++ {
+		id := g.Next()
+		if seen[id] || len(id) != 32 {
+			t.Fatalf("bad id %q", id)
+		}
+		seen[id] = true
+	}
+}
+
+func BenchmarkCodec(b *testing.B) {
+	e := &Event{ID: "0123456789abcdef0123456789abcdef", Tenant: "acme", Source: "syslog-tcp", Original: "<13>1 2026-11-25T10:00:00Z host app - - - some message text of moderate length here", Timestamp: time.Now(), Ingested: time.Now()}
+	for _, n := range []string{"host.name", "log.syslog.appname", "message", "source.ip", "destination.port", "event.kind"} {
+		e.Set(n, "value-"+n)
+	}
+	batch := make([]*Event, 1000)
+	for i := range batch {
+		batch[i] = e
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendBatch(buf[:0], batch)
+		if _, err := DecodeBatch(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "events/s")
+}
