@@ -25,6 +25,24 @@ func newBenchCmd() *cobra.Command {
 	ing.Flags().IntVar(&o.Runs, "runs", 5, "runs (the median is reported)")
 	ing.Flags().BoolVar(&o.RSyslog, "rsyslog", true, "also measure rsyslogd imtcp→omfile on the same messages")
 	ing.Flags().StringVar(&o.Bin, "bin", "", "mamori binary to benchmark (default: this one)")
+	ing.Flags().StringVar(&o.Target, "target", "", "data dir of a running server to load instead of starting one")
+	ing.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "save the server CPU profile of the first run here")
+	ing.Flags().IntVar(&o.ProfileSecs, "profile-seconds", 5, "length of the CPU profile")
 	cmd.AddCommand(ing)
+	var so bench.SearchOptions
+	srch := &cobra.Command{
+		Use:     "search",
+		Short:   "Load N events into an embedded engine and time analyst queries (field:value, CIDR, stats)",
+		Example: `  mamori bench search --events 10000000 --dir /var/tmp/mamori-bench`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			so.Out = os.Stdout
+			return bench.Search(cmd.Context(), so)
+		},
+	}
+	srch.Flags().IntVar(&so.Events, "events", 10000000, "events to load")
+	srch.Flags().StringVar(&so.Dir, "dir", "", "engine directory (kept and reused when given)")
+	srch.Flags().IntVar(&so.Runs, "runs", 5, "timings per query")
+	cmd.AddCommand(srch)
 	return cmd
 }

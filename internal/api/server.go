@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/ingest"
@@ -96,6 +97,17 @@ func (s *Server) Handler() http.Handler {
 		pattern := rt.Method + " " + rt.Path
 		mux.Handle(pattern, s.instrument(pattern, h))
 	}
+	// Profiling for operators: admin only, never public.
+	mux.Handle("GET /debug/pprof/", s.authenticate(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := requireAdmin(w, r); ok {
+			pprof.Index(w, r)
+		}
+	}))
+	mux.Handle("GET /debug/pprof/profile", s.authenticate(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := requireAdmin(w, r); ok {
+			pprof.Profile(w, r)
+		}
+	}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

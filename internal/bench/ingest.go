@@ -28,7 +28,14 @@ type IngestOptions struct {
 	Runs    int    // repetitions; the median is reported
 	Bin     string // mamori binary to start (default: this executable)
 	RSyslog bool   // also measure rsyslogd imtcp → omfile
-	Out     io.Writer
+	// CPUProfile, when set, saves the server's CPU profile of the first
+	// ProfileSecs seconds of the run there (from /debug/pprof/profile).
+	CPUProfile  string
+	ProfileSecs int
+	// Target, when set, is the data dir of a server already running (its
+	// run/addresses.json and admin.token are read) instead of a fresh one.
+	Target string
+	Out    io.Writer
 }
 
 // IngestResult is one run's figures.
@@ -89,6 +96,37 @@ type server struct {
 	pid   int
 }
 
+func readServer(s *server, dir string) error {
+	var a struct {
+		HTTP      string `json:"http"`
+		SyslogTCP string `json:"syslog_tcp"`
+		PID       int    `json:"pid"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "run", "addresses.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &a); err != nil {
+		return err
+	}
+	s.http, s.tcp, s.pid = a.HTTP, a.SyslogTCP, a.PID
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	s.token = strings.TrimSpace(string(tok))
+	return nil
+}
+
+// attach uses a server that is already running with data dir dir.
+func attach(dir string) (*server, error) {
+	s := &server{}
+	if err := readServer(s, dir); err != nil {
+		return nil, fmt.Errorf("attach to server in %s: %w", dir, err)
+	}
+	return s, nil
+}
+
 func startMamori(bin string) (*server, error) {
 	dir, err := os.MkdirTemp("", "mamori-bench")
 	if err != nil {
@@ -104,14 +142,7 @@ func startMamori(bin string) (*server, error) {
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		var a struct {
-			HTTP      string `json:"http"`
-			SyslogTCP string `json:"syslog_tcp"`
-			PID       int    `json:"pid"`
-		}
-		b, err := os.ReadFile(filepath.Join(dir, "run", "addresses.json"))
-		if err == nil && json.Unmarshal(b, &a) == nil && a.PID == s.cmd.Process.Pid {
-			s.http, s.tcp, s.pid = a.HTTP, a.SyslogTCP, a.PID
+		if err := readServer(s, dir); err == nil && s.pid == s.cmd.Process.Pid {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -120,12 +151,6 @@ func startMamori(bin string) (*server, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		s.stop()
-		return nil, err
-	}
-	s.token = strings.TrimSpace(string(tok))
 	return s, nil
 }
 
@@ -144,7 +169,8 @@ func (s *server) stop() {
 }
 
 func (s *server) count(marker string) (uint64, error) {
-	q := url.Values{"q": {`"` + marker + `"`}, "from": {"-1h"}, "limit": {"0"}, "histogram": {"false"}}
+	// A LogsQL word filter uses the engine's bloom filters: polling stays cheap.
+	q := url.Values{"q": {`"` + marker + `"`}, "lang": {"logsql"}, "from": {"-1h"}, "limit": {"0"}, "histogram": {"false"}}
 	req, _ := http.NewRequest("GET", "http://"+s.http+"/api/v1/events?"+q.Encode(), nil)
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	resp, err := http.DefaultClient.Do(req)
@@ -159,6 +185,25 @@ func (s *server) count(marker string) (uint64, error) {
 		return 0, err
 	}
 	return r.Total, nil
+}
+
+func (s *server) profile(path string, secs int) {
+	if secs <= 0 {
+		secs = 5
+	}
+	req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.http, secs), nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(f, resp.Body)
 }
 
 // PeakRSSMB reads a process's peak resident set (VmHWM) in MiB.
@@ -177,13 +222,24 @@ func PeakRSSMB(pid int) float64 {
 }
 
 func runMamori(ctx context.Context, o IngestOptions, run int) (IngestResult, error) {
-	s, err := startMamori(o.Bin)
+	var s *server
+	var err error
+	if o.Target != "" {
+		s, err = attach(o.Target)
+	} else {
+		s, err = startMamori(o.Bin)
+		if err == nil {
+			defer s.stop()
+		}
+	}
 	if err != nil {
 		return IngestResult{}, err
 	}
-	defer s.stop()
 	marker := fmt.Sprintf("benchrun%d%d", time.Now().UnixNano(), run)
 	bufs := makeFrames(o.Events, o.Conns, marker)
+	if o.CPUProfile != "" {
+		go s.profile(o.CPUProfile, o.ProfileSecs)
+	}
 	start := time.Now()
 	if err := send(s.tcp, bufs); err != nil {
 		return IngestResult{}, fmt.Errorf("send: %w", err)

@@ -203,7 +203,23 @@ type ConsumeOptions struct {
 	// Workers fetch and handle concurrently (default 1). Handlers must then be
 	// safe for concurrent use; batches are no longer handled in order.
 	Workers int
+	// ManualAck leaves acknowledging to the handler (Delivery.Ack) when it
+	// returns nil, e.g. after a later group flush. AckWait must cover that delay.
+	ManualAck bool
+	// View decodes events without copying their strings: they share the
+	// message's memory and must not be kept after the handler (or the Ack of
+	// a ManualAck consumer).
+	View bool
+	// MaxAckPending bounds batches delivered but not acknowledged
+	// (default MaxMessages × Workers × 4).
+	MaxAckPending int
 }
+
+// Ack acknowledges the batch: the bus may delete it.
+func (d Delivery) Ack() error { return d.msg.Ack() }
+
+// Nak asks the bus to redeliver the batch after delay.
+func (d Delivery) Nak(delay time.Duration) error { return d.msg.NakWithDelay(delay) }
 
 // Consume runs a durable pull consumer until ctx is done. A restart resumes
 // after the last acknowledged batch. Undecodable batches are logged and
@@ -221,11 +237,14 @@ func (b *Bus) Consume(ctx context.Context, durable string, o ConsumeOptions, h H
 	if o.Workers <= 0 {
 		o.Workers = 1
 	}
+	if o.MaxAckPending <= 0 {
+		o.MaxAckPending = o.MaxMessages * o.Workers * 4
+	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
 		Durable:       durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.AckWait,
-		MaxAckPending: o.MaxMessages * o.Workers * 4,
+		MaxAckPending: o.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -256,7 +275,11 @@ func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, durable 
 		}
 		var ds []Delivery
 		for m := range batch.Messages() {
-			evs, err := event.DecodeBatch(m.Data())
+			decode := event.DecodeBatch
+			if o.View {
+				decode = event.DecodeBatchView
+			}
+			evs, err := decode(m.Data())
 			if err != nil {
 				b.log.Error("dropping undecodable batch from bus", "consumer", durable, "err", err)
 				_ = m.Term()
@@ -280,6 +303,9 @@ func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, durable 
 			for _, d := range ds {
 				_ = d.msg.NakWithDelay(time.Second)
 			}
+			continue
+		}
+		if o.ManualAck {
 			continue
 		}
 		for _, d := range ds {

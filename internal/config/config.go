@@ -29,6 +29,9 @@ type Config struct {
 	Auth    AuthConfig    `yaml:"auth"`
 	Ingest  IngestConfig  `yaml:"ingest"`
 	Log     LogConfig     `yaml:"log"`
+	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT wins
+	// when set); the collector works harder as the heap nears it. 0: none.
+	MemoryLimit Size `yaml:"memory_limit"`
 }
 
 // HTTPConfig configures the API listener.
@@ -136,8 +139,10 @@ func Default() Config {
 		RELP:    RELPConfig{Addr: "127.0.0.1:2514"},
 		NATS:    NATSConfig{Replicas: 1, MaxBytes: 10 << 30, MaxAge: Duration(7 * 24 * time.Hour)},
 		Tenants: TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
-		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 1 << 20, BatchWait: Duration(20 * time.Millisecond), MaxPending: 200000},
+		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 1 << 20, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:     LogConfig{Level: "info"},
+		// Leaves room under 1 GiB of RSS for the engines' own caches.
+		MemoryLimit: 640 << 20,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // ErrCorrupt means a batch could not be decoded.
@@ -50,7 +51,19 @@ func appendString(dst []byte, s string) []byte {
 
 // DecodeBatch decodes a batch made by AppendBatch.
 func DecodeBatch(b []byte) ([]*Event, error) {
-	d := decoder{b: b}
+	return decodeBatch(b, false)
+}
+
+// DecodeBatchView decodes like DecodeBatch but without copying: the events'
+// strings share b's memory, so b must not change while they are in use. It
+// allocates the events and their fields in two blocks, which keeps the
+// collector's work per batch small on the bus → store path.
+func DecodeBatchView(b []byte) ([]*Event, error) {
+	return decodeBatch(b, true)
+}
+
+func decodeBatch(b []byte, view bool) ([]*Event, error) {
+	d := decoder{b: b, view: view}
 	if len(b) == 0 || b[0] != codecVersion {
 		return nil, fmt.Errorf("%w: unknown version", ErrCorrupt)
 	}
@@ -60,8 +73,16 @@ func DecodeBatch(b []byte) ([]*Event, error) {
 		return nil, fmt.Errorf("%w: count %d exceeds payload", ErrCorrupt, n)
 	}
 	events := make([]*Event, 0, n)
+	var block []Event
+	var fieldBlock []Field
+	if view {
+		block = make([]Event, n)
+	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		e := &Event{}
+		if view {
+			e = &block[i]
+		}
 		e.ID = d.str()
 		e.Tenant = d.str()
 		e.Source = d.str()
@@ -72,7 +93,15 @@ func DecodeBatch(b []byte) ([]*Event, error) {
 		if d.err == nil && nf > uint64(len(d.b)) {
 			return nil, fmt.Errorf("%w: field count %d exceeds payload", ErrCorrupt, nf)
 		}
-		e.Fields = make([]Field, 0, nf)
+		if view {
+			if uint64(cap(fieldBlock)-len(fieldBlock)) < nf {
+				fieldBlock = make([]Field, 0, max(nf, 4096))
+			}
+			e.Fields = fieldBlock[len(fieldBlock) : len(fieldBlock) : len(fieldBlock)+int(nf)]
+			fieldBlock = fieldBlock[:len(fieldBlock)+int(nf)]
+		} else {
+			e.Fields = make([]Field, 0, nf)
+		}
 		for j := uint64(0); j < nf && d.err == nil; j++ {
 			name := d.str()
 			e.Fields = append(e.Fields, Field{Name: name, Value: d.str()})
@@ -89,8 +118,9 @@ func DecodeBatch(b []byte) ([]*Event, error) {
 }
 
 type decoder struct {
-	b   []byte
-	err error
+	b    []byte
+	err  error
+	view bool
 }
 
 func (d *decoder) uvarint() uint64 {
@@ -128,7 +158,12 @@ func (d *decoder) str() string {
 		d.err = fmt.Errorf("%w: string length %d exceeds payload", ErrCorrupt, n)
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	if d.view {
+		s = unsafe.String(unsafe.SliceData(d.b), int(n))
+	} else {
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }

@@ -40,6 +40,10 @@ func TestCodecRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	view, err := DecodeBatchView(b)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range in {
 		if in[i].Fields == nil {
 			in[i].Fields = []Field{}
@@ -47,6 +51,9 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 	if !reflect.DeepEqual(in, out) {
 		t.Fatalf("round trip:\n%+v\n%+v", in[0], out[0])
+	}
+	if !reflect.DeepEqual(in, view) {
+		t.Fatalf("view round trip:\n%+v\n%+v", in[0], view[0])
 	}
 	for i := 0; i < len(b); i++ {
 		if _, err := DecodeBatch(b[:i]); err == nil {
@@ -60,6 +67,10 @@ func FuzzDecodeBatch(f *testing.F) {
 	f.Add([]byte{1, 255, 255, 255, 255, 1})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		evs, err := DecodeBatch(b)
+		view, verr := DecodeBatchView(b)
+		if (err == nil) != (verr == nil) || len(evs) != len(view) {
+			t.Fatalf("DecodeBatch and DecodeBatchView disagree: %v / %v", err, verr)
+		}
 		if err != nil {
 			return
 		}

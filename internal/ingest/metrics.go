@@ -12,6 +12,7 @@ type Metrics struct {
 	PublishFails *prometheus.CounterVec // reason
 	Rejected     *prometheus.CounterVec // source, reason
 	Connections  *prometheus.GaugeVec   // source
+	PublishTime  prometheus.Histogram
 }
 
 // NewMetrics creates and registers the ingest metrics.
@@ -42,6 +43,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "mamori_ingest_connections", Help: "Open stream connections by source.",
 		}, []string{"source"}),
 	}
-	reg.MustRegister(m.Events, m.FrameErrors, m.UDPDrops, m.Pending, m.Published, m.PublishFails, m.Rejected, m.Connections)
+	m.PublishTime = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "mamori_bus_publish_seconds", Help: "Time for the bus to store one batch (publish to acknowledgement).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
+	reg.MustRegister(m.PublishTime, m.Events, m.FrameErrors, m.UDPDrops, m.Pending, m.Published, m.PublishFails, m.Rejected, m.Connections)
 	return m
 }

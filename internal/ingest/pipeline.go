@@ -284,9 +284,13 @@ func (p *Pipeline) publisher() {
 		backoff := 50 * time.Millisecond
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			start := time.Now()
 			err := p.pub.Publish(ctx, buf, msgID)
 			cancel()
 			if err == nil {
+				if p.m != nil {
+					p.m.PublishTime.Observe(time.Since(start).Seconds())
+				}
 				break
 			}
 			reason := "unavailable"

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/bus"
@@ -23,6 +24,7 @@ type Metrics struct {
 	Stored     *prometheus.CounterVec // tenant
 	Duplicates prometheus.Counter
 	WriteTime  prometheus.Histogram
+	SyncTime   prometheus.Histogram
 	Failures   prometheus.Counter
 }
 
@@ -36,14 +38,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "mamori_store_duplicates_skipped_total", Help: "Events of replayed bus batches found already stored and skipped.",
 		}),
 		WriteTime: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "mamori_store_write_seconds", Help: "Time to write one consumer batch durably to the events store.",
+			Name: "mamori_store_write_seconds", Help: "Time to add one consumer batch to the events store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		SyncTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "mamori_store_sync_seconds", Help: "Time to make appended events durable (one group flush).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 		Failures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "mamori_store_write_failures_total", Help: "Failed store writes (the batches are redelivered).",
+			Name: "mamori_store_write_failures_total", Help: "Failed store writes or flushes (the batches are redelivered).",
 		}),
 	}
-	reg.MustRegister(m.Stored, m.Duplicates, m.WriteTime, m.Failures)
+	reg.MustRegister(m.Stored, m.Duplicates, m.WriteTime, m.SyncTime, m.Failures)
 	return m
 }
 
@@ -53,55 +59,184 @@ type Persister struct {
 	Store   store.Store
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// SyncEvery is how often appended events are made durable and their
+	// batches acknowledged, for stores that implement store.Appender.
+	SyncEvery time.Duration
+	// Workers fetch and write concurrently.
+	Workers int
+
+	mu       sync.Mutex
+	unsynced []bus.Delivery
+	nEvents  int
+	full     *sync.Cond
 }
 
-// Run consumes until ctx ends.
-func (p *Persister) Run(ctx context.Context) error {
-	log := p.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// maxUnsynced bounds events appended but not yet durable: workers wait
+// for the next flush beyond it.
+const maxUnsynced = 1000000
+
+func (p *Persister) log() *slog.Logger {
+	if p.Logger == nil {
+		return slog.New(slog.DiscardHandler)
 	}
-	return p.Bus.Consume(ctx, Consumer, bus.ConsumeOptions{MaxMessages: 32, MaxWait: 50 * time.Millisecond, Workers: 4, AckWait: 15 * time.Second}, func(ctx context.Context, ds []bus.Delivery) error {
-		var evs []*event.Event
-		for _, d := range ds {
-			if !d.Redelivered {
-				evs = append(evs, d.Events...)
-				continue
-			}
-			fresh, err := p.withoutStored(ctx, d.Events)
-			if err != nil {
+	return p.Logger
+}
+
+// Run consumes until ctx ends. With an Appender store, batches are
+// appended as they arrive and acknowledged after the next group flush;
+// otherwise each handler call writes durably and acknowledges.
+func (p *Persister) Run(ctx context.Context) error {
+	if p.Workers <= 0 {
+		p.Workers = 4
+	}
+	if p.SyncEvery <= 0 {
+		p.SyncEvery = 500 * time.Millisecond
+	}
+	app, group := p.Store.(store.Appender)
+	// Small fetches keep the decoded events in flight (and the heap) small;
+	// the engine's flush, not the append, is what needs amortizing.
+	opts := bus.ConsumeOptions{MaxMessages: 8, MaxWait: 50 * time.Millisecond, Workers: p.Workers, AckWait: 30 * time.Second, View: true}
+	if !group {
+		return p.Bus.Consume(ctx, Consumer, opts, func(ctx context.Context, ds []bus.Delivery) error {
+			evs, err := p.fresh(ctx, ds)
+			if err != nil || len(evs) == 0 {
 				return err
 			}
-			if p.Metrics != nil {
-				p.Metrics.Duplicates.Add(float64(len(d.Events) - len(fresh)))
-			}
-			if n := len(d.Events) - len(fresh); n > 0 {
-				log.Info("skipped events of a replayed batch already stored", "component", "persist", "count", n)
-			}
-			evs = append(evs, fresh...)
+			return p.timedWrite(evs, func() error { return p.Store.Write(ctx, evs) })
+		})
+	}
+	p.full = sync.NewCond(&p.mu)
+	opts.ManualAck = true
+	opts.MaxAckPending = 4096
+	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.syncLoop(syncCtx, app)
+	}()
+	err := p.Bus.Consume(ctx, Consumer, opts, func(ctx context.Context, ds []bus.Delivery) error {
+		p.mu.Lock()
+		for p.nEvents >= maxUnsynced && ctx.Err() == nil {
+			p.full.Wait()
 		}
-		if len(evs) == 0 {
-			return nil
+		p.mu.Unlock()
+		evs, err := p.fresh(ctx, ds)
+		if err != nil {
+			return err
 		}
-		start := time.Now()
-		if err := p.Store.Write(ctx, evs); err != nil {
-			if p.Metrics != nil {
-				p.Metrics.Failures.Inc()
-			}
-			return fmt.Errorf("store write: %w", err)
-		}
-		if p.Metrics != nil {
-			p.Metrics.WriteTime.Observe(time.Since(start).Seconds())
-			counts := map[string]int{}
-			for _, e := range evs {
-				counts[e.Tenant]++
-			}
-			for t, n := range counts {
-				p.Metrics.Stored.WithLabelValues(t).Add(float64(n))
+		if len(evs) > 0 {
+			if err := p.timedWrite(evs, func() error { return app.Append(ctx, evs) }); err != nil {
+				return err
 			}
 		}
+		p.mu.Lock()
+		for _, d := range ds {
+			d.Events = nil // only the ack handle waits for the flush
+			p.unsynced = append(p.unsynced, d)
+		}
+		p.nEvents += len(evs)
+		p.mu.Unlock()
 		return nil
 	})
+	// A last flush acknowledges what was appended before the stop.
+	stopSync()
+	wg.Wait()
+	p.syncOnce(context.Background(), app)
+	return err
+}
+
+func (p *Persister) syncLoop(ctx context.Context, app store.Appender) {
+	t := time.NewTicker(p.SyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.syncOnce(ctx, app)
+		}
+	}
+}
+
+// syncOnce flushes and then acknowledges every batch appended before it.
+func (p *Persister) syncOnce(ctx context.Context, app store.Appender) {
+	p.mu.Lock()
+	ds := p.unsynced
+	p.unsynced = nil
+	n := p.nEvents
+	p.nEvents = 0
+	p.mu.Unlock()
+	if len(ds) == 0 {
+		return
+	}
+	start := time.Now()
+	err := app.Sync(ctx)
+	if p.Metrics != nil {
+		p.Metrics.SyncTime.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		if p.Metrics != nil {
+			p.Metrics.Failures.Inc()
+		}
+		p.log().Error("store flush failed; batches will be redelivered", "err", err, "events", n)
+		for _, d := range ds {
+			_ = d.Nak(time.Second)
+		}
+	} else {
+		for _, d := range ds {
+			// A lost ack only causes a redelivery, which fresh() deduplicates.
+			_ = d.Ack()
+		}
+	}
+	p.mu.Lock()
+	p.full.Broadcast()
+	p.mu.Unlock()
+}
+
+func (p *Persister) timedWrite(evs []*event.Event, write func() error) error {
+	start := time.Now()
+	if err := write(); err != nil {
+		if p.Metrics != nil {
+			p.Metrics.Failures.Inc()
+		}
+		return fmt.Errorf("store write: %w", err)
+	}
+	if p.Metrics != nil {
+		p.Metrics.WriteTime.Observe(time.Since(start).Seconds())
+		counts := map[string]int{}
+		for _, e := range evs {
+			counts[e.Tenant]++
+		}
+		for t, n := range counts {
+			p.Metrics.Stored.WithLabelValues(t).Add(float64(n))
+		}
+	}
+	return nil
+}
+
+// fresh returns the events of ds to write: all of a first delivery, and
+// for a redelivered batch only those the store does not hold yet.
+func (p *Persister) fresh(ctx context.Context, ds []bus.Delivery) ([]*event.Event, error) {
+	var evs []*event.Event
+	for _, d := range ds {
+		if !d.Redelivered {
+			evs = append(evs, d.Events...)
+			continue
+		}
+		fresh, err := p.withoutStored(ctx, d.Events)
+		if err != nil {
+			return nil, err
+		}
+		if n := len(d.Events) - len(fresh); n > 0 {
+			if p.Metrics != nil {
+				p.Metrics.Duplicates.Add(float64(n))
+			}
+			p.log().Info("skipped events of a replayed batch already stored", "count", n)
+		}
+		evs = append(evs, fresh...)
+	}
+	return evs, nil
 }
 
 // withoutStored returns the events whose ids the store does not hold yet.
@@ -126,7 +261,8 @@ func (p *Persister) withoutStored(ctx context.Context, evs []*event.Event) ([]*e
 }
 
 // StoredIDs returns which of the events' ids are already in the store. It
-// queries by id within the events' time span, in chunks.
+// queries by id within the events' time span (and their ingest time, where
+// the store files events with unusable timestamps), in chunks.
 func StoredIDs(ctx context.Context, s store.Store, tenant string, evs []*event.Event) (map[string]struct{}, error) {
 	stored := map[string]struct{}{}
 	sorted := append([]*event.Event(nil), evs...)
@@ -143,9 +279,9 @@ func StoredIDs(ctx context.Context, s store.Store, tenant string, evs []*event.E
 			q.WriteString(strconv.Quote(e.ID))
 		}
 		q.WriteString(`) | fields "event.id"`)
-		from := part[0].Timestamp
-		to := part[len(part)-1].Timestamp.Add(time.Nanosecond)
-		err := s.Query(ctx, []string{tenant}, from, to, q.String(), func(r store.Row) error {
+		// Open range: an event may be filed at its ingest time when its own
+		// timestamp is outside what the engine accepts.
+		err := s.Query(ctx, []string{tenant}, time.Time{}, time.Time{}, q.String(), func(r store.Row) error {
 			if id, ok := r.Get("event.id"); ok {
 				stored[id] = struct{}{}
 			}

@@ -345,3 +345,19 @@ func codeSpans(cell string) []string {
 	}
 	return out
 }
+
+func TestHasPipe(t *testing.T) {
+	for q, want := range map[string]bool{
+		`a | stats count()`:              true,
+		`a || b`:                         false,
+		`"x | y"`:                        false,
+		`f:/a|b/`:                        false,
+		`_msg:~"a|b" | count()`:          true,
+		`i("mimikatz") OR "p\"|q"`:       false,
+		`user.name:="x" | top 10 by (y)`: true,
+	} {
+		if got := HasPipe(q); got != want {
+			t.Errorf("HasPipe(%q) = %v, want %v", q, got, want)
+		}
+	}
+}

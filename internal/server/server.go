@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("data dir %s: %w", cfg.Data, err)
+	}
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -193,7 +197,10 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	var relpSrv *relp.Server
 	if a := cfg.RELP.Addr; a != "" {
-		ln, err := net.Listen("tcp", a)
+		// relp.Listen clamps the segment size: librelp corks its socket, and
+		// with loopback's 64 KiB segments each window would wait for the
+		// kernel's 200 ms cork timeout.
+		ln, err := relp.Listen(ctx, "tcp", a)
 		if err != nil {
 			return bindErr("RELP", a, "relp.addr", err)
 		}

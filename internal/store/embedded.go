@@ -113,7 +113,10 @@ type Embedded struct {
 	flushAttempts atomic.Uint64
 }
 
-var _ Store = (*Embedded)(nil)
+var (
+	_ Store    = (*Embedded)(nil)
+	_ Appender = (*Embedded)(nil)
+)
 
 // OpenEmbedded opens (creating if needed) the embedded engine in dir.
 // Only one process may open a dir at a time (the engine takes a lock file).
@@ -173,19 +176,54 @@ func engineCall(f func()) (err error) {
 
 // Write implements Store.Write.
 func (s *Embedded) Write(ctx context.Context, events []*event.Event) error {
-	if len(events) == 0 {
-		return nil
+	days, err := s.add(ctx, events)
+	if err != nil || len(days) == 0 {
+		return err
 	}
+	return s.commit(days)
+}
+
+// Append implements Appender: the rows are added (searchable within the
+// engine's flush interval) but durable only after a later Sync.
+func (s *Embedded) Append(ctx context.Context, events []*event.Event) error {
+	days, err := s.add(ctx, events)
+	if err != nil {
+		return err
+	}
+	s.cmu.Lock()
+	for d := range days {
+		s.pendingDays[d] = struct{}{}
+	}
+	s.cmu.Unlock()
+	return nil
+}
+
+// Sync implements Appender: every row appended before the call is durable
+// when it returns.
+func (s *Embedded) Sync(ctx context.Context) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
+	return s.commit(nil)
+}
+
+// add adds rows to the engine and returns the day partitions written.
+func (s *Embedded) add(ctx context.Context, events []*event.Event) (map[string]struct{}, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	if s.opts.MinFreeDiskSpaceBytes > 0 && s.st.IsReadOnly() {
-		return ErrReadOnly
+		return nil, ErrReadOnly
 	}
 	// Resolve every tenant first: a bad tenant fails the batch before anything is written.
 	tc := tenantCache{resolve: s.resolve}
@@ -194,7 +232,7 @@ func (s *Embedded) Write(ctx context.Context, events []*event.Event) error {
 			continue
 		}
 		if _, err := tc.get(e.Tenant); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	now := time.Now()
@@ -236,9 +274,9 @@ func (s *Embedded) Write(ctx context.Context, events []*event.Event) error {
 		s.st.MustAddRows(lr)
 	})
 	if err != nil {
-		return fmt.Errorf("store: add rows: %w", err)
+		return nil, fmt.Errorf("store: add rows: %w", err)
 	}
-	return s.commit(days)
+	return days, nil
 }
 
 // commit waits until the rows added before the call are durable (or

@@ -50,6 +50,16 @@ type Store interface {
 	Close() error
 }
 
+// Appender is implemented by engines that can add rows at once and make
+// them durable later, so that many appends share one flush (the embedded
+// engine: a flush costs tens of milliseconds of fsyncs whatever its size).
+type Appender interface {
+	// Append adds events; they are not durable until a later Sync returns.
+	Append(ctx context.Context, events []*event.Event) error
+	// Sync makes every event appended before the call durable.
+	Sync(ctx context.Context) error
+}
+
 // Sentinel errors. Errors returned by the stores wrap them (errors.Is).
 var (
 	// ErrUnknownTenant is returned (wrapped) when a tenant name is empty, cannot be resolved or resolves to 0.

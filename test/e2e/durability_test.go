@@ -146,3 +146,61 @@ func TestConfigStrict(t *testing.T) {
 		t.Fatalf("config print: %v %s", err, out)
 	}
 }
+
+// TestCrashRELP: rsyslog relays over RELP (omrelp) while mamori is killed
+// with SIGKILL and restarted on the same port. RELP acknowledges only
+// durable frames, so every message must be stored; what mamori stored but
+// could not acknowledge before dying is resent by rsyslog and counted as a
+// duplicate.
+func TestCrashRELP(t *testing.T) {
+	need(t, "rsyslogd")
+	needFile(t, "/usr/lib/x86_64-linux-gnu/rsyslog/omrelp.so")
+	s := startServer(t, t.TempDir())
+	_, rp := hostPort(t, s.addr.RELP)
+	inPort := freePort(t)
+	work := t.TempDir()
+	conf := fmt.Sprintf(`
+global(workDirectory="%[1]s")
+module(load="imtcp")
+module(load="omrelp")
+input(type="imtcp" address="127.0.0.1" port="%[2]d" ruleset="fwd")
+ruleset(name="fwd") {
+  action(type="omrelp" target="127.0.0.1" port="%[3]s" queue.type="LinkedList" queue.size="100000"
+         action.resumeRetryCount="-1" action.resumeInterval="1")
+}
+`, work, inPort, rp)
+	stopRS := startRsyslog(t, work, conf, inPort)
+	defer stopRS()
+	const n = 30000
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", inPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer c.Close()
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(c, "<13>1 2026-11-25T10:00:00Z vm app - - - relp-crash seq=%d end\n", i)
+		}
+	}()
+	s.waitCount("relp-crash", 3000, 30*time.Second)
+	s.kill9()
+	time.Sleep(500 * time.Millisecond)
+	s.restartSamePorts()
+	q := url.Values{"lang": {"logsql"}, "limit": {"0"}}
+	var uniq, total int
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		r, code := s.search(`"relp-crash" | extract "seq=<seq> " | stats count_uniq(seq) as u, count() as n`, q)
+		if code != 200 || len(r.Rows) != 1 {
+			t.Fatalf("count: %d %+v %s", code, r.Rows, r.Detail)
+		}
+		uniq, _ = strconv.Atoi(r.Rows[0]["u"])
+		total, _ = strconv.Atoi(r.Rows[0]["n"])
+		if uniq == n {
+			break
+		}
+	}
+	t.Logf("RELP crash: %d of %d messages stored, %d duplicates (stored but not acknowledged before the kill, resent by rsyslog)", uniq, n, total-uniq)
+	if uniq != n {
+		t.Fatalf("lost %d messages", n-uniq)
+	}
+}

@@ -286,3 +286,17 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// restartSamePorts restarts a stopped or killed server on the ports it had,
+// as senders configured with fixed addresses expect.
+func (s *server) restartSamePorts() {
+	s.t.Helper()
+	flags := map[string]string{"--http": s.addr.HTTP, "--syslog-udp": s.addr.SyslogUDP, "--syslog-tcp": s.addr.SyslogTCP,
+		"--syslog-tls": s.addr.SyslogTLS, "--relp": s.addr.RELP}
+	for i := 0; i+1 < len(s.args); i++ {
+		if v, ok := flags[s.args[i]]; ok && v != "" {
+			s.args[i+1] = v
+		}
+	}
+	s.start()
+}

@@ -67,12 +67,7 @@ func TestRsyslog(t *testing.T) {
 	th, tp := hostPort(t, s.addr.SyslogTCP)
 	_, lp := hostPort(t, s.addr.SyslogTLS)
 	_, rp := hostPort(t, s.addr.RELP)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inPort := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	inPort := freePort(t)
 	work := t.TempDir()
 	conf := fmt.Sprintf(`
 global(workDirectory="%[1]s" DefaultNetstreamDriverCAFile="%[2]s")
@@ -89,26 +84,11 @@ ruleset(name="fwd") {
   action(type="omrelp" target="127.0.0.1" port="%[7]s" queue.type="LinkedList" queue.filename="q4" action.resumeRetryCount="-1")
 }
 `, work, s.addr.TLSCert, inPort, th, tp, lp, rp)
-	cf := filepath.Join(work, "rsyslog.conf")
-	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	rs := exec.Command("rsyslogd", "-n", "-f", cf, "-i", filepath.Join(work, "pid"))
-	out := &strings.Builder{}
-	rs.Stdout, rs.Stderr = out, out
-	if err := rs.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rs.Process.Kill(); _ = rs.Wait() })
-	var c net.Conn
-	for i := 0; i < 100; i++ {
-		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", inPort)); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	stop := startRsyslog(t, work, conf, inPort)
+	defer stop()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", inPort))
 	if err != nil {
-		t.Fatalf("rsyslog input not reachable: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	const n = 2000
 	now := time.Now().UTC().Format(time.RFC3339)
@@ -118,12 +98,12 @@ ruleset(name="fwd") {
 	c.Close()
 	for _, src := range []string{"syslog-tcp", "relp"} {
 		if got := s.waitCount(`rsyslog-e2e AND mamori.source:`+src, n, 60*time.Second); got != n {
-			t.Errorf("rsyslog → %s: %d of %d searchable\n%s", src, got, n, out)
+			t.Errorf("rsyslog → %s: %d of %d searchable", src, got, n)
 		}
 	}
 	// Two TLS actions (gtls and ossl) → 2n on the TLS listener.
 	if got := s.waitCount(`rsyslog-e2e AND mamori.source:syslog-tls`, 2*n, 60*time.Second); got != 2*n {
-		t.Errorf("rsyslog → TLS (gtls+ossl): %d of %d searchable\n%s", got, 2*n, out)
+		t.Errorf("rsyslog → TLS (gtls+ossl): %d of %d searchable", got, 2*n)
 	}
 	// Everything parsed as Postfix with the client IP extracted.
 	r, _ := s.search(`rsyslog-e2e AND source.ip:192.0.2.0/24`, url.Values{"limit": {"0"}})
@@ -154,4 +134,34 @@ func TestOpenSSLClient(t *testing.T) {
 	if got := s.waitCount("openssl-e2e", n, 20*time.Second); got != n {
 		t.Fatalf("%d of %d searchable; openssl said %s", got, n, out)
 	}
+}
+
+// startRsyslog runs rsyslogd with conf in work and waits until its TCP
+// input on inPort accepts connections.
+func startRsyslog(t *testing.T, work, conf string, inPort int) func() {
+	t.Helper()
+	cf := filepath.Join(work, "rsyslog.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rs := exec.Command("rsyslogd", "-n", "-f", cf, "-i", filepath.Join(work, "pid"))
+	out := &strings.Builder{}
+	rs.Stdout, rs.Stderr = out, out
+	if err := rs.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := func() { _ = rs.Process.Kill(); _ = rs.Wait() }
+	for i := 0; ; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", inPort))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			stop()
+			t.Fatalf("rsyslog input not reachable: %v\n%s", err, out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return stop
 }

@@ -189,9 +189,16 @@ func cefHeaderField(v string, esc bool) string {
 	return b.String()
 }
 
-func isCEFKeyChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-' || c == '[' || c == ']'
-}
+// cefKeyChar marks the bytes allowed in CEF/LEEF extension keys:
+// [A-Za-z0-9_.-] plus '[' and ']' (some vendors use them).
+var cefKeyChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-' || c == '[' || c == ']'
+	}
+	return t
+}()
+
+func isCEFKeyChar(c byte) bool { return cefKeyChar[c] }
 
 // scanCEFExt splits a CEF (or space-delimited LEEF) extension into pairs.
 // A value runs until the last space before the next unescaped "key=".

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/event"
+	"github.com/mamori-soc/mamori/internal/ingest/evtx"
 )
 
 // corpusDir is the shared test corpus, reached relative to this package.
@@ -76,6 +79,7 @@ func TestDeframe(t *testing.T) {
 
 // TestSyslogWireCaptures parses every frame of the real client captures.
 func TestSyslogWireCaptures(t *testing.T) {
+	noVendor(t)
 	dir := filepath.Join(corpus(t, "syslog-wire"), "captures")
 	type expect struct {
 		frames int
@@ -245,3 +249,60 @@ func eachLine(t *testing.T, path string, fn func([]byte)) {
 	}
 }
 
+// TestEVTXPassThrough reads real .evtx files with package evtx, marshals
+// each record to JSON and checks Parse keeps every key and value.
+func TestEVTXPassThrough(t *testing.T) {
+	dir := corpus(t, "evtx/sbousseaden-EVTX-ATTACK-SAMPLES")
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.evtx"))
+	more, _ := filepath.Glob(filepath.Join(dir, "*.evtx"))
+	files = append(files, more...)
+	p := New()
+	n := 0
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = evtx.Read(f, func(rec map[string]any) error {
+			b, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			n++
+			e := newEvent()
+			r := p.Parse(b, e)
+			if err := invariantErr(b, r, e); err != nil {
+				return err
+			}
+			if r.Format != "winlog" {
+				return fmt.Errorf("format %q for %s", r.Format, b)
+			}
+			for k, v := range rec {
+				if k == "@timestamp" {
+					want, _ := time.Parse(time.RFC3339Nano, v.(string))
+					if !e.Timestamp.Equal(want) {
+						return fmt.Errorf("timestamp %v, want %v", e.Timestamp, want)
+					}
+					continue
+				}
+				want := fmt.Sprint(v)
+				if l, ok := v.([]any); ok {
+					parts := make([]string, len(l))
+					for i, x := range l {
+						parts[i] = fmt.Sprint(x)
+					}
+					want = strings.Join(parts, ",")
+				}
+				if got := e.Value(k); got != want {
+					return fmt.Errorf("%s: %q, want %q (%s)", k, got, want, b)
+				}
+			}
+			return nil
+		})
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	t.Logf("%d EVTX records passed through Parse", n)
+}

@@ -2,6 +2,7 @@ package parse
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -274,31 +275,32 @@ func (r *jsonReader) number() (string, byte, error) {
 func (r *jsonReader) str() (string, error) {
 	s := r.s
 	i := r.i + 1
-	for i < len(s) {
-		switch s[i] {
-		case '"':
-			v := s[r.i+1 : i]
-			r.i = i + 1
-			return v, nil
-		case '\\':
-			js := r.js
-			b, err := r.appendString(js.esc[:0])
-			js.esc = b[:0]
-			if err != nil {
-				return "", err
-			}
-			return string(b), nil
-		}
-		i++
+	q := strings.IndexByte(s[i:], '"')
+	if q < 0 {
+		r.i = len(s)
+		return "", r.fail("unterminated string")
 	}
-	r.i = i
-	return "", r.fail("unterminated string")
+	if strings.IndexByte(s[i:i+q], '\\') < 0 {
+		r.i = i + q + 1
+		return s[i : i+q], nil
+	}
+	js := r.js
+	b, err := r.appendString(js.esc[:0])
+	js.esc = b[:0]
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
 // appendString decodes the string at r.i (which is '"') onto dst.
 func (r *jsonReader) appendString(dst []byte) ([]byte, error) {
 	s := r.s
 	i := r.i + 1
+	if q := strings.IndexByte(s[i:], '"'); q >= 0 && strings.IndexByte(s[i:i+q], '\\') < 0 {
+		r.i = i + q + 1
+		return append(dst, s[i:i+q]...), nil
+	}
 	for {
 		j := i
 		for j < len(s) && s[j] != '"' && s[j] != '\\' {

@@ -244,7 +244,7 @@ func (st *state) mapEVE() {
 	switch evType {
 	case "alert":
 		add(e, event.FieldKind, event.KindAlert)
-		cat = "network,intrusion_detection"
+		cat = "intrusion_detection"
 		switch action {
 		case "allowed":
 			typ = "allowed"
@@ -256,11 +256,11 @@ func (st *state) mapEVE() {
 	case "flow", "netflow":
 		typ = "connection"
 	case "http":
-		cat = "network,web"
+		cat = "web"
 	case "fileinfo":
 		cat, typ = "file", "info"
 	case "smtp":
-		cat = "network,email"
+		cat = "email"
 	case "anomaly":
 		typ = "info"
 	case "stats":
@@ -388,16 +388,16 @@ func (st *state) mapZeek() {
 	case "conn":
 		typ = "connection"
 	case "http":
-		cat = "network,web"
+		cat = "web"
 	case "notice":
 		add(e, event.FieldKind, event.KindAlert)
-		cat, typ = "network,intrusion_detection", "info"
+		cat, typ = "intrusion_detection", "info"
 	case "ssh", "ntlm", "kerberos", "rdp", "radius":
-		cat = "network,authentication"
+		cat = "authentication"
 	case "files", "pe", "x509":
 		cat, typ = "file", "info"
 	case "smtp":
-		cat = "network,email"
+		cat = "email"
 	}
 	add(e, event.FieldCategory, cat)
 	add(e, event.FieldType, typ)

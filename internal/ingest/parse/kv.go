@@ -54,14 +54,39 @@ var fortiDirect = map[string]string{
 	"qtype":    event.FieldDNSQuestionType,
 }
 
+// kvTarget is where a key=value key goes; fortiOnly keys are mapped only
+// in FortiGate logs.
+type kvTarget struct {
+	field     string
+	fortiOnly bool
+}
+
+// kvTargets merges kvDirect and fortiDirect for a single lookup per key.
+var kvTargets = func() map[string]kvTarget {
+	m := make(map[string]kvTarget, len(kvDirect)+len(fortiDirect))
+	for k, f := range kvDirect {
+		m[k] = kvTarget{f, false}
+	}
+	for k, f := range fortiDirect {
+		m[k] = kvTarget{f, true}
+	}
+	return m
+}()
+
 // looksFortiGate is a cheap test for FortiGate key=value logs.
 func looksFortiGate(s string) bool {
 	return strings.Contains(s, "devid=") || strings.Contains(s, "logid=") || strings.Contains(s, "devname=")
 }
 
-func isKVKeyChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
-}
+// kvKeyChar marks the bytes allowed in key=value keys: [A-Za-z0-9_.-].
+var kvKeyChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+	}
+	return t
+}()
+
+func isKVKeyChar(c byte) bool { return kvKeyChar[c] }
 
 // scanKV tokenizes s into pairs and counts the bytes inside pairs
 // (covered) and outside (other), blanks excluded.
@@ -202,15 +227,9 @@ func (st *state) parseKV(s string, fortiHint bool) string {
 				continue
 			}
 		}
-		if f := kvDirect[k]; f != "" {
-			add(e, f, v)
+		if t, ok := kvTargets[k]; ok && (forti || !t.fortiOnly) {
+			add(e, t.field, v)
 			continue
-		}
-		if forti {
-			if f := fortiDirect[k]; f != "" {
-				add(e, f, v)
-				continue
-			}
 		}
 		nm.add(prefix, k, v)
 	}
@@ -253,10 +272,10 @@ func (st *state) parseKV(s string, fortiHint bool) string {
 				cat, ctype = "malware", "info"
 				add(e, event.FieldKind, event.KindAlert)
 			case "ips", "anomaly":
-				cat, ctype = "network,intrusion_detection", "info"
+				cat, ctype = "intrusion_detection", "info"
 				add(e, event.FieldKind, event.KindAlert)
 			case "webfilter":
-				cat, ctype = "network,web", "access"
+				cat, ctype = "web", "access"
 			case "dns", "app-ctrl", "ssl", "file-filter":
 				cat, ctype = "network", "protocol"
 			case "emailfilter":
@@ -270,10 +289,8 @@ func (st *state) parseKV(s string, fortiHint bool) string {
 				cat, ctype = "host", "info"
 			}
 		}
-		if etype != "" && ctype != "" {
-			ctype += "," + etype
-		} else if etype != "" {
-			ctype = etype
+		if etype != "" {
+			ctype = etype // allowed/denied is the most specific type
 		}
 		add(e, event.FieldCategory, cat)
 		add(e, event.FieldType, ctype)

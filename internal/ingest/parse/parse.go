@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -219,15 +218,25 @@ func keyLessSlow(i, j int32, f []event.Field) bool {
 // nameKey returns the first 16 bytes of a field name as two big-endian
 // integers (zero padded).
 func nameKey(s string) (hi, lo uint64) {
-	if len(s) >= 16 {
+	n := len(s)
+	switch {
+	case n >= 16:
 		b := unsafe.Slice(unsafe.StringData(s), 16)
 		return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	case n >= 8:
+		b := unsafe.Slice(unsafe.StringData(s), n)
+		hi = binary.BigEndian.Uint64(b[:8])
+		if n > 8 {
+			// bytes 8..n-1 at the top, zero padded: load the last 8
+			// bytes (overlapping) and shift the overlap out.
+			lo = binary.BigEndian.Uint64(b[n-8:]) << (8 * (16 - n))
+		}
+		return hi, lo
 	}
-	var b [16]byte
-	for i := 0; i < len(s); i++ {
-		b[i] = s[i]
+	for i := 0; i < n; i++ {
+		hi |= uint64(s[i]) << (56 - 8*i)
 	}
-	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	return hi, 0
 }
 
 // finish sorts e.Fields by name and removes duplicates, the value added
@@ -383,8 +392,10 @@ func (p *Parser) Parse(raw []byte, e *event.Event) Result {
 	}
 	e.Original = s
 	e.Timestamp = time.Time{}
-	if cap(e.Fields)-len(e.Fields) < 16 {
-		e.Fields = slices.Grow(e.Fields, 16)
+	// Room for the fields: about one per 12 bytes of message, so a fresh
+	// event rarely grows its slice more than once.
+	if want := min(max(12+len(raw)/12, 16), 128); cap(e.Fields)-len(e.Fields) < want {
+		e.Fields = slices.Grow(e.Fields, want)
 	}
 
 	text := trimEnd(s)
@@ -536,11 +547,3 @@ func findCEFLEEF(s string) int {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// quote returns s in double quotes for error messages, shortened.
-func quote(s string) string {
-	if len(s) > 40 {
-		s = s[:40] + "..."
-	}
-	return strconv.Quote(s)
-}

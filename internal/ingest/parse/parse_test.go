@@ -2,9 +2,11 @@ package parse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +21,14 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/go
 
 // ingested is the fixed receive time used by the tests.
 var ingested = time.Date(2026, 11, 25, 18, 0, 0, 0, time.UTC)
+
+// noVendor replaces the vendor hook with a stub for the duration of a test,
+// so golden files describe this package alone.
+func noVendor(t testing.TB) {
+	old := vendorParse
+	vendorParse = func(string, string, *event.Event) (string, bool) { return "", false }
+	t.Cleanup(func() { vendorParse = old })
+}
 
 func newEvent() *event.Event {
 	return &event.Event{ID: "id1", Tenant: "t1", Source: "test", Ingested: ingested}
@@ -176,6 +186,7 @@ var cases = []tcase{
 }
 
 func TestParseGolden(t *testing.T) {
+	noVendor(t)
 	p := New()
 	dir := filepath.Join("testdata", "golden")
 	if *update {
@@ -220,6 +231,7 @@ func TestParseGolden(t *testing.T) {
 // TestParseSpotChecks states the most important expectations explicitly,
 // so a careless -update cannot bless a regression.
 func TestParseSpotChecks(t *testing.T) {
+	noVendor(t)
 	p := New()
 	type want map[string]string
 	checks := []struct {
@@ -254,7 +266,7 @@ func TestParseSpotChecks(t *testing.T) {
 			want{"user.name": "alice"}},
 		{`{"timestamp":"2017-04-07T22:24:37.251547+0100","event_type":"alert","src_ip":"1.1.1.1","proto":"TCP","alert":{"signature":"S","signature_id":7,"category":"C","severity":2}}`,
 			"suricata", "2017-04-07T21:24:37.251547Z", want{"event.kind": "alert", "rule.name": "S", "rule.id": "7", "rule.category": "C", "event.severity": "2",
-				"network.transport": "tcp", "source.ip": "1.1.1.1", "event.category": "network,intrusion_detection"}},
+				"network.transport": "tcp", "source.ip": "1.1.1.1", "event.category": "intrusion_detection"}},
 		{`{"ts":1521911720.600737,"uid":"C1","id.orig_h":"1.1.1.1","id.orig_p":1,"id.resp_h":"2.2.2.2","id.resp_p":80,"proto":"tcp","history":"Sh"}`,
 			"zeek", "2018-03-24T17:15:20.600737Z", want{"source.ip": "1.1.1.1", "destination.port": "80", "zeek.uid": "C1", "zeek.history": "Sh"}},
 		{`{"a":{"b":{"c":"d"}},"source":{"ip":"1.2.3.4"},"arr":[1,"x",true]}`, "json", "", want{"a.b.c": "d", "source.ip": "1.2.3.4", "arr": "1,x,true"}},
@@ -285,6 +297,7 @@ func TestParseSpotChecks(t *testing.T) {
 }
 
 func TestUnparsedAndInvalidUTF8(t *testing.T) {
+	noVendor(t)
 	p := New()
 	raw := []byte("\xc3\x28 broken")
 	e := newEvent()
@@ -325,8 +338,7 @@ func TestExistingFieldsKept(t *testing.T) {
 }
 
 func TestVendorHookCalled(t *testing.T) {
-	old := vendorParse
-	defer func() { vendorParse = old }()
+	noVendor(t)
 	var gotApp, gotMsg string
 	vendorParse = func(app, msg string, e *event.Event) (string, bool) {
 		gotApp, gotMsg = app, msg
@@ -374,5 +386,90 @@ func TestConcurrentParse(t *testing.T) {
 	}
 	for g := 0; g < 4; g++ {
 		<-done
+	}
+}
+
+// TestFinishMatchesSet compares finish with repeated event.Set calls on
+// random field sequences (duplicates, shared prefixes, odd bytes).
+func TestFinishMatchesSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	names := []string{"a", "b", "log.syslog.structured_data.x.y", "log.syslog.structured_data.x.z", "log.syslog.facility.code",
+		"log.syslog.facility.name", "event.kind", "event.code", "Z", "@timestamp", "_x", "~", "é", "", "source.ip", "source.port",
+		"abcdefghijklmnop", "abcdefghijklmnopq", "abcdefghijklmnop\x00", "zeek.id.orig_h"}
+	sc := new(scratch)
+	for iter := 0; iter < 3000; iter++ {
+		n := rng.IntN(90)
+		var got, want event.Event
+		want.Set("pre", "existing")
+		got.Set("pre", "existing")
+		for i := 0; i < n; i++ {
+			name := names[rng.IntN(len(names))]
+			if rng.IntN(4) == 0 {
+				name += fmt.Sprint(rng.IntN(30))
+			}
+			v := fmt.Sprint(i)
+			want.Set(name, v)
+			add(&got, name, v)
+		}
+		finish(&got, sc)
+		if fmt.Sprint(got.Fields) != fmt.Sprint(want.Fields) {
+			t.Fatalf("iter %d:\n got %v\nwant %v", iter, got.Fields, want.Fields)
+		}
+		// A few more after a finish take the insertion path.
+		for i := 0; i < rng.IntN(6); i++ {
+			name := names[rng.IntN(len(names))]
+			want.Set(name, "late")
+			add(&got, name, "late")
+		}
+		finish(&got, sc)
+		if fmt.Sprint(got.Fields) != fmt.Sprint(want.Fields) {
+			t.Fatalf("iter %d (late):\n got %v\nwant %v", iter, got.Fields, want.Fields)
+		}
+	}
+}
+
+func TestNameKey(t *testing.T) {
+	for _, s := range []string{"", "a", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmno", "abcdefghijklmnop", "abcdefghijklmnopqrs", "\xff\x00\x01"} {
+		var b [16]byte
+		copy(b[:], s)
+		hi, lo := nameKey(s)
+		if hi != binary.BigEndian.Uint64(b[:8]) || lo != binary.BigEndian.Uint64(b[8:]) {
+			t.Errorf("%q: %x %x", s, hi, lo)
+		}
+	}
+}
+
+// TestWithVendorParsers runs lines through the real vendor parsers: the
+// envelope fields stay, the vendor format wins, and the kernel/iptables
+// line is not taken by the generic key=value parser.
+func TestWithVendorParsers(t *testing.T) {
+	p := New()
+	for _, c := range []struct {
+		in, format string
+		want       map[string]string
+	}{
+		{"<38>Nov 25 17:52:33 vm sshd[77]: Failed password for root from 192.0.2.7 port 4242 ssh2", "sshd",
+			map[string]string{"host.name": "vm", "process.pid": "77", "source.ip": "192.0.2.7", "log.syslog.appname": "sshd"}},
+		{"<4>Nov 25 17:52:33 vm kernel: [123.456] IN=eth0 OUT= MAC=00:11 SRC=192.0.2.1 DST=192.0.2.2 LEN=60 PROTO=TCP SPT=1234 DPT=22", "iptables",
+			map[string]string{"host.name": "vm", "source.ip": "192.0.2.1", "destination.port": "22"}},
+		{"Nov 25 17:52:33 vm sshd[4242]: Accepted publickey for alice from 192.0.2.9 port 5555 ssh2", "sshd",
+			map[string]string{"host.name": "vm", "source.ip": "192.0.2.9"}},
+		{`CEF:0|V|P|1|1|n|5|src=1.1.1.1`, "cef", map[string]string{"source.ip": "1.1.1.1"}},
+	} {
+		e := newEvent()
+		r := p.Parse([]byte(c.in), e)
+		checkInvariants(t, []byte(c.in), r, e)
+		if r.Format != c.format {
+			t.Errorf("%q: format %q, want %q (%v)", c.in, r.Format, c.format, e.Fields)
+			continue
+		}
+		for k, v := range c.want {
+			if got := e.Value(k); got != v {
+				t.Errorf("%q: %s = %q, want %q", c.in, k, got, v)
+			}
+		}
+		if e.Timestamp.Equal(ingested) && c.format != "cef" {
+			t.Errorf("%q: no event time", c.in)
+		}
 	}
 }

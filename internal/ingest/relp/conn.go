@@ -72,6 +72,7 @@ type conn struct {
 	arena    []byte
 	expected int // next txnr
 	opened   bool
+	unknown  int // unknown commands seen
 
 	// Processor state.
 	bw   *bufio.Writer
@@ -208,8 +209,8 @@ func (c *conn) handleFrame(h header, data []byte) (done bool, err error) {
 	case "open":
 		if c.opened {
 			// librelp's answer to a repeated open.
-			c.push(item{kind: kindResponse, txnr: h.txnr, msg: []byte("200 connection already open - ignored")})
-			return false, nil
+			err := c.push(item{kind: kindResponse, txnr: h.txnr, msg: []byte("200 connection already open - ignored")})
+			return err != nil, err
 		}
 		o := parseOffers(data)
 		switch {
@@ -224,14 +225,23 @@ func (c *conn) handleFrame(h header, data []byte) (done bool, err error) {
 		c.log.Debug("session open", "relp_version", o.version, "relp_software", o.software)
 		// We speak relp_version 0 only; a client offering more accepts less.
 		rsp := "200 OK\nrelp_version=0\nrelp_software=" + c.s.software() + "\ncommands=syslog"
-		c.push(item{kind: kindResponse, txnr: h.txnr, msg: []byte(rsp)})
+		if err := c.push(item{kind: kindResponse, txnr: h.txnr, msg: []byte(rsp)}); err != nil {
+			return true, err
+		}
 	case "close":
 		c.push(item{kind: kindClose, txnr: h.txnr})
 		return true, nil
 	default:
 		c.s.stats.unknown.Add(1)
-		c.log.Warn("unknown RELP command", "command", string(h.cmd), "txnr", h.txnr)
-		c.push(item{kind: kindResponse, txnr: h.txnr, msg: []byte("500 unknown command")})
+		c.unknown++
+		lvl := slog.LevelDebug
+		if c.unknown == 1 {
+			lvl = slog.LevelWarn // once per connection: a client could send millions
+		}
+		c.log.Log(context.Background(), lvl, "unknown RELP command answered 500", "command", string(h.cmd), "txnr", h.txnr)
+		if err := c.push(item{kind: kindResponse, txnr: h.txnr, msg: []byte("500 unknown command")}); err != nil {
+			return true, err
+		}
 	}
 	return false, nil
 }
@@ -254,21 +264,31 @@ func (c *conn) copyMsg(b []byte) []byte {
 }
 
 // push queues it, waiting for room when a syslog item would exceed the
-// batch limits. It fails with errStopped once the session is stopping.
+// batch limits, or when MaxBatch items of any kind wait already (a client
+// sending only unknown commands is held back too). Items that end the
+// session never wait. It fails with errStopped once the session is stopping.
 func (c *conn) push(it item) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if it.kind == kindSyslog {
-		for c.nmsgs > 0 && (c.nmsgs >= c.maxBatch || c.nbytes+len(it.msg) > c.maxBatchBytes) &&
-			!c.procDone && !c.shutdown {
-			c.cond.Broadcast()
-			c.cond.Wait()
+	full := func() bool {
+		switch it.kind {
+		case kindSyslog:
+			return c.nmsgs > 0 && (c.nmsgs >= c.maxBatch || c.nbytes+len(it.msg) > c.maxBatchBytes)
+		case kindResponse:
+			return len(c.items) >= c.maxBatch
 		}
-		c.nmsgs++
-		c.nbytes += len(it.msg)
+		return false
+	}
+	for full() && !c.procDone && !c.shutdown {
+		c.cond.Broadcast()
+		c.cond.Wait()
 	}
 	if c.procDone || c.shutdown {
 		return errStopped
+	}
+	if it.kind == kindSyslog {
+		c.nmsgs++
+		c.nbytes += len(it.msg)
 	}
 	c.items = append(c.items, it)
 	return nil

@@ -16,4 +16,16 @@
 // slow Handler stops the reading, which pushes back on the client through TCP.
 // A malformed frame cannot be skipped (its length is unknown), so it ends the
 // connection after serverclose.
+//
+// Listen makes the listener: it clamps the TCP segment size so that librelp's
+// corked sends are not held for 200 ms per window (see ListenMSS). For RELP
+// over TLS, wrap it with tls.NewListener; rsyslog's omrelp must then have a
+// certificate of its own (tls.myCert, tls.myPrivKey): without one librelp
+// offers only anonymous Diffie-Hellman, which crypto/tls does not implement.
+//
+// Handler errors: by default (CloseOnError) the failed messages are left
+// unacknowledged and the connection is dropped, and librelp resends them
+// after reconnecting. Answering "500" instead (RespondError) loses messages
+// with librelp 1.11, which drops a transaction answered 500 from its
+// retransmission list.
 package relp

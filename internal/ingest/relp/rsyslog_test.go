@@ -1,3 +1,5 @@
+//go:build linux
+
 package relp
 
 import (
@@ -5,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -104,6 +107,8 @@ ruleset(name="fwd") {
 	out := &bytes.Buffer{}
 	cmd := exec.Command(bin, "-n", "-f", confFile, "-i", filepath.Join(dir, "rsyslogd.pid"))
 	cmd.Dir = dir
+	// rsyslogd dies with the test binary even if the cleanup never runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Stdout = &lockedWriter{w: out}
 	cmd.Stderr = cmd.Stdout
 	if err := cmd.Start(); err != nil {
@@ -284,10 +289,10 @@ func TestRsyslogOmrelpNoLoss(t *testing.T) {
 func TestRsyslogHandlerFailureRetransmits(t *testing.T) {
 	findRsyslog(t)
 	sc := newSeqCounter()
-	failed := 0
+	var failed atomic.Int64
 	sc.before = func(call int, msgs [][]byte) error {
 		if call == 0 || call == 5 {
-			failed += len(msgs)
+			failed.Add(int64(len(msgs)))
 			return errors.New("simulated store failure")
 		}
 		return nil
@@ -299,7 +304,7 @@ func TestRsyslogHandlerFailureRetransmits(t *testing.T) {
 	dups := sc.check(t, rsyslogN, 90*time.Second)
 	st := srv.Stats()
 	t.Logf("handler failed %d batches (%d messages); rsyslog reconnected %d times; %d duplicates; stats %+v",
-		st.HandlerErrors, failed, st.ConnectionsAccepted-1, dups, st)
+		st.HandlerErrors, failed.Load(), st.ConnectionsAccepted-1, dups, st)
 	if st.HandlerErrors != 2 {
 		t.Fatalf("HandlerErrors = %d, want 2", st.HandlerErrors)
 	}
@@ -432,6 +437,15 @@ func TestRsyslogOmrelpTLS(t *testing.T) {
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// librelp speaks anonymous TLS unless it has a certificate of its own.
+	keyDER, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "client.key")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ln, err := Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -439,7 +453,6 @@ func TestRsyslogOmrelpTLS(t *testing.T) {
 	ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	var tlsSeen atomic.Bool
 	sc := newSeqCounter()
-	sc.before = func(call int, msgs [][]byte) error { return nil }
 	srv := &Server{Handler: func(ctx context.Context, ci ConnInfo, msgs [][]byte) error {
 		if ci.TLS != nil && ci.TLS.HandshakeComplete {
 			tlsSeen.Store(true)
@@ -448,7 +461,8 @@ func TestRsyslogOmrelpTLS(t *testing.T) {
 	}}
 	addr, _ := serveOn(t, srv, ln)
 	rs := startRsyslog(t, addr, fmt.Sprintf(
-		`tls="on" tls.caCert=%q tls.authMode="name" tls.permittedPeer=["localhost"]`, caFile))
+		`tls="on" tls.caCert=%q tls.myCert=%q tls.myPrivKey=%q tls.authMode="name" tls.permittedPeer=["localhost"]`,
+		caFile, caFile, keyFile))
 	const n = 2000
 	rs.send(t, 0, n)
 	sc.check(t, n, 60*time.Second)

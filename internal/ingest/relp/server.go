@@ -79,10 +79,11 @@ const (
 	// lost. This is the default.
 	CloseOnError ErrorPolicy = iota
 	// RespondError answers "rsp 500 <reason>" for each failed transaction and
-	// keeps the session. The RELP specification says the client may then
-	// resend, but librelp (1.11) deletes a message answered 500 from its
-	// retransmission list: with rsyslog these messages are lost. Use only with
-	// clients known to resend on 500.
+	// keeps the session. librelp 1.11 (rsyslog omrelp) then reports an error,
+	// reconnects and resends the other unacknowledged messages, but drops the
+	// first transaction it sees answered 500: measured with rsyslog 8.2302,
+	// one message lost per failed batch. Use only with clients known to
+	// resend on 500.
 	RespondError
 )
 
@@ -187,7 +188,7 @@ func (s *Server) software() string {
 }
 
 // Serve accepts connections on ln and serves each with ServeConn in its own
-// goroutine. It returns nil when ctx is done, or the accept error (wrapped)
+// goroutine. Make ln with Listen (optionally wrapped by tls.NewListener). It returns nil when ctx is done, or the accept error (wrapped)
 // when ln is closed otherwise. Before returning it stops every connection it
 // started: in-flight Handler calls see their context canceled, messages not
 // yet acknowledged are left for the client to resend, each client is sent

@@ -332,6 +332,12 @@ func TestHandlerErrorRespond500(t *testing.T) {
 // only when the server reads it, so the frames written while the Handler is
 // blocked show exactly how far the server reads ahead.
 func TestBackpressure(t *testing.T) {
+	for _, kind := range []string{"syslog", "unknown-command"} {
+		t.Run(kind, func(t *testing.T) { testBackpressure(t, kind) })
+	}
+}
+
+func testBackpressure(t *testing.T, kind string) {
 	const maxBatch = 4
 	release := make(chan struct{})
 	var calls atomic.Int32
@@ -361,18 +367,23 @@ func TestBackpressure(t *testing.T) {
 	const n = 200
 	go func() {
 		b.Write([]byte(librelpOpen))
+		b.Write([]byte(syslogFrame(2, "first"))) // blocks the handler
 		for i := 0; i < n; i++ {
-			if _, err := b.Write([]byte(syslogFrame(i+2, "m"))); err != nil {
+			f := syslogFrame(i+3, "m")
+			if kind != "syslog" {
+				f = frame(i+3, "nosuchcommand", "x")
+			}
+			if _, err := b.Write([]byte(f)); err != nil {
 				return
 			}
 			written.Add(1)
 		}
-		b.Write([]byte(fmt.Sprintf("%d close 0\n", n+2)))
+		b.Write([]byte(fmt.Sprintf("%d close 0\n", n+3)))
 	}()
 	waitFor(t, 5*time.Second, "first handler call", func() bool { return calls.Load() == 1 })
 	time.Sleep(200 * time.Millisecond)
-	// In flight: at most one batch; queued: at most maxBatch; plus the frame
-	// the reader holds while it waits for room.
+	// In flight: at most one batch; queued: at most maxBatch items; plus the
+	// frame the reader holds while it waits for room.
 	if w := written.Load(); w > 2*maxBatch+1 {
 		t.Fatalf("%d frames accepted while the handler was blocked; want at most %d", w, 2*maxBatch+1)
 	} else {
@@ -382,8 +393,9 @@ func TestBackpressure(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("ServeConn: %v", err)
 	}
-	if st := srv.Stats(); st.Messages != n {
-		t.Fatalf("stored %d messages, want %d", st.Messages, n)
+	st := srv.Stats()
+	if kind == "syslog" && st.Messages != n+1 || kind != "syslog" && st.UnknownCommands != n {
+		t.Fatalf("stats %+v", st)
 	}
 	if maxSeen.Load() > maxBatch {
 		t.Fatalf("batch of %d, MaxBatch %d", maxSeen.Load(), maxBatch)
@@ -547,7 +559,7 @@ func selfSigned(t testing.TB) (tls.Certificate, *x509.CertPool) {
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
