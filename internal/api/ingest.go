@@ -32,8 +32,9 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		if tenant == "" {
 			tenant = s.DefaultTen
 		}
-		if _, err := s.State.EnsureTenant(r.Context(), tenant); err != nil {
-			writeProblemAt(w, Problem{Status: 400, Code: CodeTenantUnknown, Detail: err.Error(), Field: "tenant"})
+		if _, ok := s.State.Tenant(tenant); !ok {
+			writeProblemAt(w, Problem{Status: 404, Code: CodeTenantUnknown, Field: "tenant",
+				Detail: fmt.Sprintf("no tenant %q; create it first (mamori tenant add %s)", tenant, tenant)})
 			return
 		}
 	case state.TokenIngest:

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mamori-soc/mamori/internal/config"
 	"github.com/mamori-soc/mamori/internal/query"
 	"github.com/mamori-soc/mamori/internal/store"
 )
@@ -43,7 +44,7 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 	case s == "" || s == "now":
 		return now, nil
 	case strings.HasPrefix(s, "-"):
-		d, err := parseRel(s[1:])
+		d, err := config.ParseDuration(s[1:])
 		if err != nil {
 			return time.Time{}, err
 		}
@@ -56,21 +57,6 @@ func ParseTime(s string, now time.Time) (time.Time, error) {
 		return time.Unix(n, 0).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("invalid time %q (RFC 3339, Unix seconds, now, or relative like -1h, -7d)", s)
-}
-
-func parseRel(s string) (time.Duration, error) {
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		v, err := strconv.ParseFloat(n, 64)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", s)
-		}
-		return time.Duration(v * float64(24*time.Hour)), nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("invalid duration %q", s)
-	}
-	return d, nil
 }
 
 // histogramStep keeps a histogram at one bar per minute up to a day, and

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"time"
-
 )
 
 // IngestResult counts what a file ingest did.
@@ -181,4 +180,6 @@ func (s *sender) flush(ctx context.Context) error {
 	return nil
 }
 
-func evtxRead(r io.ReadSeeker, fn func(map[string]any) error) (int, int, error) { return 0, 0, fmt.Errorf("TEMP") }
+func evtxRead(r io.ReadSeeker, fn func(map[string]any) error) (int, int, error) {
+	return 0, 0, fmt.Errorf("TEMP")
+}

@@ -75,7 +75,7 @@ func TestSettingsMaskSecrets(t *testing.T) {
 }
 
 func TestUnits(t *testing.T) {
-	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "15m": 15 * time.Minute, "1w": 7 * 24 * time.Hour, "1.5d": 36 * time.Hour} {
+	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "15m": 15 * time.Minute, "1w": 7 * 24 * time.Hour, "1.5d": 36 * time.Hour, "2y": 730 * 24 * time.Hour} {
 		got, err := ParseDuration(in)
 		if err != nil || got != want {
 			t.Errorf("ParseDuration(%q) = %v, %v", in, got, err)

@@ -9,10 +9,12 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Duration is a time.Duration that also accepts days ("7d") and weeks ("2w").
+// Duration is a time.Duration that also accepts days ("7d"), weeks ("2w")
+// and years of 365 days ("1y").
 type Duration time.Duration
 
-// ParseDuration parses Go durations plus the d (day) and w (week) units.
+// ParseDuration parses Go durations plus the d (day), w (week) and y (365
+// days) units.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -21,7 +23,7 @@ func ParseDuration(s string) (time.Duration, error) {
 	for _, u := range []struct {
 		suffix string
 		unit   time.Duration
-	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}} {
+	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}, {"y", 365 * 24 * time.Hour}} {
 		if n, ok := strings.CutSuffix(s, u.suffix); ok {
 			f, err := strconv.ParseFloat(n, 64)
 			if err != nil {

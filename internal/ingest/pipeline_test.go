@@ -138,7 +138,7 @@ func TestPipelineBackpressure(t *testing.T) {
 	// refused batch is still pending.
 	var big [][]byte
 	for i := 0; i < 500; i++ {
-		big = append(big, frame(sent+i)[0])
+		big = append(big, frame(sent + i)[0])
 	}
 	done := make(chan error, 1)
 	go func() {

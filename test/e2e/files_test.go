@@ -67,6 +67,17 @@ func TestIngestEVTX(t *testing.T) {
 		t.Fatal("no evtx files")
 	}
 	s := startServer(t, "")
+	// Attack samples are years old: the lab tenant keeps them (retention
+	// applies to event time).
+	cmd := exec.Command(mamoriBin, "tenant", "add", "lab", "--retention", "20y", "--server", "http://"+s.addr.HTTP, "--token", s.token)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tenant add: %v %s", err, out)
+	}
+	// An unknown tenant is refused, not created.
+	cmd = exec.Command(mamoriBin, "ingest", "--tenant", "nosuch", "--server", "http://"+s.addr.HTTP, "--token", s.token, files[0])
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "tenant_unknown") {
+		t.Fatalf("ingest into an unknown tenant: %v %s", err, out)
+	}
 	sent, stored := ingestCLI(t, s, append([]string{"--tenant", "lab"}, files...)...)
 	if sent != stored {
 		t.Fatalf("sent %d, stored %d", sent, stored)

@@ -65,9 +65,8 @@ func (st *state) addErr(msg string) {
 
 // scratch holds reusable buffers for one Parse call.
 type scratch struct {
-	keys   []sortKey     // finish: sort keys in field order
-	sorted []sortKey     // finish: sort keys in name order
-	tmp    []event.Field // finish: copy of the fields
+	keys   []sortKey // finish: sort keys in field order
+	sorted []sortKey // finish: sort keys in name order
 	names  names
 	pairs  []kvPair
 	json   jsonScratch
