@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"time"
+
+	"github.com/mamori-soc/mamori/internal/ingest/evtx"
 )
 
 // IngestResult counts what a file ingest did.
@@ -54,7 +56,7 @@ func (c *Client) IngestFile(ctx context.Context, path string, o IngestOptions, r
 	s := &sender{c: c, o: o, res: res}
 	switch {
 	case n == 8 && bytes.Equal(head[:], evtxMagic):
-		recs, errs, err := evtxRead(f, func(rec map[string]any) error {
+		recs, errs, err := evtx.Read(f, func(rec map[string]any) error {
 			b, err := json.Marshal(rec)
 			if err != nil {
 				return err
@@ -178,8 +180,4 @@ func (s *sender) flush(ctx context.Context) error {
 		s.o.Progress(*s.res)
 	}
 	return nil
-}
-
-func evtxRead(r io.ReadSeeker, fn func(map[string]any) error) (int, int, error) {
-	return 0, 0, fmt.Errorf("TEMP")
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,10 +47,9 @@ func ingestCLI(t *testing.T, s *server, args ...string) (sent, stored int) {
 // and compares what is searchable with the reference record counts.
 func TestIngestEVTX(t *testing.T) {
 	dir := corpus(t, "evtx/sbousseaden-EVTX-ATTACK-SAMPLES")
-	var manifest struct {
-		Files map[string]struct {
-			Records int `json:"records"`
-		} `json:"files"`
+	var manifest []struct {
+		File    string `json:"file"`
+		Records int    `json:"records"`
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "MANIFEST.reference-counts.json"))
 	if err != nil {
@@ -69,12 +69,9 @@ func TestIngestEVTX(t *testing.T) {
 	s := startServer(t, "")
 	// Attack samples are years old: the lab tenant keeps them (retention
 	// applies to event time).
-	cmd := exec.Command(mamoriBin, "tenant", "add", "lab", "--retention", "20y", "--server", "http://"+s.addr.HTTP, "--token", s.token)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("tenant add: %v %s", err, out)
-	}
+	addTenantCLI(t, s, "lab", "20y")
 	// An unknown tenant is refused, not created.
-	cmd = exec.Command(mamoriBin, "ingest", "--tenant", "nosuch", "--server", "http://"+s.addr.HTTP, "--token", s.token, files[0])
+	cmd := exec.Command(mamoriBin, "ingest", "--tenant", "nosuch", "--server", "http://"+s.addr.HTTP, "--token", s.token, files[0])
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "tenant_unknown") {
 		t.Fatalf("ingest into an unknown tenant: %v %s", err, out)
 	}
@@ -84,7 +81,7 @@ func TestIngestEVTX(t *testing.T) {
 	}
 	got := s.waitCount("mamori.source:http AND winlog.event_id:*", uint64(stored), 60*time.Second)
 	ref := 0
-	for _, f := range manifest.Files {
+	for _, f := range manifest {
 		ref += f.Records
 	}
 	t.Logf("evtx: %d files, %d records sent, %d searchable, reference (python-evtx) %d", len(files), sent, got, ref)
@@ -105,16 +102,25 @@ func TestIngestEVTX(t *testing.T) {
 func TestIngestSuricataZeek(t *testing.T) {
 	eve := filepath.Join(corpus(t, "netsec/suricata-schema-docs"), "eve-json-format.examples.ndjson")
 	s := startServer(t, "")
-	sent, stored := ingestCLI(t, s, eve)
+	addTenantCLI(t, s, "lab", "20y")
+	sent, stored := ingestCLI(t, s, "--tenant", "lab", eve)
 	if sent == 0 || sent != stored {
 		t.Fatalf("eve: sent %d stored %d", sent, stored)
 	}
-	if got := s.waitCount(`observer.product:suricata OR suricata.event_type:*`, uint64(stored), 30*time.Second); got == 0 {
-		t.Fatalf("no Suricata events recognised of %d", stored)
+	if got := s.waitCount(`observer.product:suricata OR suricata.event_type:*`, uint64(stored), 30*time.Second); got != uint64(stored) {
+		t.Fatalf("%d of %d events recognised as Suricata EVE", got, stored)
 	}
-	r, _ := s.search(`event.kind:alert AND rule.name:*`, nil)
+	r, _ := s.search(`event.kind:alert AND rule.name:*`, url.Values{"tenant": {"lab"}})
 	t.Logf("suricata: %d events, %d alerts with rule.name", stored, r.Total)
 	if r.Total == 0 {
 		t.Errorf("no EVE alert mapped to rule.name")
+	}
+}
+
+func addTenantCLI(t *testing.T, s *server, name, retention string) {
+	t.Helper()
+	cmd := exec.Command(mamoriBin, "tenant", "add", name, "--retention", retention, "--server", "http://"+s.addr.HTTP, "--token", s.token)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tenant add: %v %s", err, out)
 	}
 }

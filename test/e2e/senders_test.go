@@ -93,7 +93,7 @@ ruleset(name="fwd") {
 	const n = 2000
 	now := time.Now().UTC().Format(time.RFC3339)
 	for i := 0; i < n; i++ {
-		fmt.Fprintf(c, "<22>1 %s vm postfix/smtpd 4242 - - rsyslog-e2e seq=%d connect from unknown[192.0.2.%d]\n", now, i, i%250)
+		fmt.Fprintf(c, "<22>1 %s vm postfix/smtpd 4242 - - connect from unknown[192.0.2.%d] rsyslog-e2e seq=%d\n", now, i%250, i)
 	}
 	c.Close()
 	for _, src := range []string{"syslog-tcp", "relp"} {

@@ -39,6 +39,7 @@ type jsonScratch struct {
 }
 
 func (js *jsonScratch) reset() {
+	clear(js.leaves)
 	if cap(js.keys) > maxScratch {
 		js.keys = nil
 	}

@@ -65,22 +65,29 @@ func (st *state) addErr(msg string) {
 
 // scratch holds reusable buffers for one Parse call.
 type scratch struct {
-	keys   []sortKey // finish: sort keys in field order
-	sorted []sortKey // finish: sort keys in name order
-	names  names
-	pairs  []kvPair
-	json   jsonScratch
-	sd     []sdParam
+	sortedFor *event.Event // finish: sortedFor.Fields[:sortedN] is sorted
+	sortedN   int
+	keys      []sortKey // finish: sort keys in field order
+	sorted    []sortKey // finish: sort keys in name order
+	names     names
+	pairs     []kvPair
+	json      jsonScratch
+	sd        []sdParam
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 const maxScratch = 64 << 10 // buffers larger than this are not pooled
 
+// reset empties the buffers for the next message. Entries holding strings
+// are cleared so a pooled scratch does not keep old messages alive.
 func (sc *scratch) reset() {
+	sc.sortedFor, sc.sortedN = nil, 0
 	sc.names.reset()
+	clear(sc.pairs)
 	sc.pairs = sc.pairs[:0]
 	sc.json.reset()
+	clear(sc.sd)
 	if cap(sc.sd) > 256 {
 		sc.sd = nil
 	}
@@ -108,6 +115,7 @@ type nameRef struct {
 }
 
 func (n *names) reset() {
+	clear(n.refs)
 	if cap(n.buf) > maxScratch {
 		n.buf = nil
 	}
@@ -244,10 +252,17 @@ func nameKey(s string) (hi, lo uint64) {
 // names with long shared prefixes and swapping two-string structs.
 func finish(e *event.Event, sc *scratch) {
 	f := e.Fields
-	p := 1 // length of the sorted, duplicate-free prefix
+	// p: length of the sorted, duplicate-free prefix. After an earlier
+	// finish in this Parse call the first sortedN fields are known to be
+	// sorted (only appends and event.Set happen in between).
+	p := 1
+	if sc.sortedFor == e {
+		p = max(1, min(sc.sortedN, len(f)))
+	}
 	for p < len(f) && f[p-1].Name < f[p].Name {
 		p++
 	}
+	defer func() { sc.sortedFor, sc.sortedN = e, len(e.Fields) }()
 	if p >= len(f) {
 		return
 	}
@@ -366,7 +381,8 @@ func trimBody(s string) string {
 // framing) or one log line / JSON object. The caller has already set e.ID,
 // e.Tenant, e.Source, e.Ingested. Parse sets e.Original (verbatim text),
 // e.Timestamp (sender's time; e.Ingested when the message has none or it is
-// unparseable) and e.Fields.
+// unparseable) and e.Fields. Fields the caller set before are kept unless
+// Parse sets the same name; e.Fields is sorted and duplicate-free on return.
 //
 // Detection order: syslog envelope (when the text starts with <PRI>, or is
 // a BSD line "Mmm dd hh:mm:ss host tag: ..."), then on the body: CEF, LEEF,
@@ -433,6 +449,10 @@ func (p *Parser) Parse(raw []byte, e *event.Event) Result {
 		finish(e, sc)
 		if f, ok := vendorParse(env.app, body, e); ok {
 			format, matched = f, true
+			// A vendor line is its own human-readable message.
+			if !has(e, event.FieldMessage) {
+				e.Set(event.FieldMessage, body)
+			}
 		}
 	}
 	if !matched && !stop && strings.Count(body, "=") >= kvMinPairs {

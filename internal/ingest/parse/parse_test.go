@@ -254,6 +254,8 @@ func TestParseSpotChecks(t *testing.T) {
 		{"<38>Nov  5 17:52:33 vm sshd[123]: Failed", "rfc3164", "2026-11-05T17:52:33Z",
 			want{"process.pid": "123", "log.syslog.procid": "123", "process.name": "sshd"}},
 		{"<38>Dec 31 23:59:59 vm cron[1]: x", "rfc3164", "2025-12-31T23:59:59Z", want{}},
+		{"<38>Nov 25 17:52:33 vm sshd[7]: sshd started", "rfc3164", "2026-11-25T17:52:33Z", want{"process.name": "sshd", "message": "sshd started"}},
+		{"<38>Nov 25 17:52:33 vm sshd started", "rfc3164", "2026-11-25T17:52:33Z", want{"message": "sshd started", "host.name": "vm"}},
 		{"<38>Nov 26 10:00:00 vm app: x", "rfc3164", "2026-11-26T10:00:00Z", want{}},
 		{"<38>Nov 27 10:00:00 vm app: x", "rfc3164", "2025-11-27T10:00:00Z", want{}},
 		{`CEF:0|Sec\|urity|threat\\manager|1.0|100|n|10|src=10.0.0.1 act=blocked a \= dst=1.1.1.1 msg=line1\nline2`, "cef", "",
@@ -398,6 +400,7 @@ func TestFinishMatchesSet(t *testing.T) {
 		"abcdefghijklmnop", "abcdefghijklmnopq", "abcdefghijklmnop\x00", "zeek.id.orig_h"}
 	sc := new(scratch)
 	for iter := 0; iter < 3000; iter++ {
+		sc.reset() // as Parse does per message
 		n := rng.IntN(90)
 		var got, want event.Event
 		want.Set("pre", "existing")

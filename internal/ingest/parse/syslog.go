@@ -382,7 +382,8 @@ func parse3164Machine(text string, ref time.Time, loc *time.Location, env *envel
 		return false
 	}
 	t := *sm.Timestamp
-	if t.Year() == 0 {
+	if _, n, _ := priPrefix(text); t.Year() == 0 && !strings.HasPrefix(trimSP(text[n:]), "0000-") {
+		// A BSD stamp has no year (an RFC 3339 one may say 0000).
 		st := bsdStamp{0, int(t.Month()), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond()}
 		env.ts = yearFor(st, ref, loc)
 	} else {
@@ -390,10 +391,6 @@ func parse3164Machine(text string, ref time.Time, loc *time.Location, env *envel
 	}
 	env.host, env.app, env.procid = deref(sm.Hostname), deref(sm.Appname), deref(sm.ProcID)
 	env.msg = deref(sm.Message)
-	if env.app != "" && strings.HasPrefix(env.msg, env.app) {
-		// go-syslog keeps a tag candidate it then rejected (no ": " after it).
-		env.app, env.procid = "", ""
-	}
 	if p := env.procid; p != "" && len(env.msg) > len(p) && strings.HasPrefix(env.msg, p) && env.msg[len(p)] == ']' {
 		// "tag[pid] text" without ':': go-syslog cut "tag[" off the message.
 		if k := len(text) - len(env.msg) - len(env.app) - 1; k >= 0 && text[k+len(env.app)] == '[' && text[k:k+len(env.app)] == env.app {
@@ -401,10 +398,38 @@ func parse3164Machine(text string, ref time.Time, loc *time.Location, env *envel
 		}
 		env.app, env.procid = "", ""
 	}
+	if env.app != "" && !tagBefore(text, env.msg, env.app, env.procid) {
+		// go-syslog keeps a tag candidate it then rejected (no ": " after
+		// it) while the message starts at the candidate.
+		env.app, env.procid = "", ""
+	}
 	if err != nil {
 		env.err = "syslog: " + err.Error()
 	}
 	return true
+}
+
+// tagBefore reports whether text, which ends with msg, has "app: " or
+// "app[pid]: " right before msg.
+func tagBefore(text, msg, app, pid string) bool {
+	if len(msg) > len(text) || text[len(text)-len(msg):] != msg {
+		return false
+	}
+	pre, ok := strings.CutSuffix(text[:len(text)-len(msg)], ": ")
+	if !ok {
+		return false
+	}
+	if pid == "" && strings.HasSuffix(pre, app) {
+		return true
+	}
+	if p, ok := strings.CutSuffix(pre, "]"); ok {
+		if p, ok = strings.CutSuffix(p, pid); ok {
+			if p, ok = strings.CutSuffix(p, "["); ok {
+				return strings.HasSuffix(p, app)
+			}
+		}
+	}
+	return false
 }
 
 // parseBSD parses an RFC 3164 style header "TIMESTAMP HOST TAG[PID]: MSG"
@@ -460,9 +485,9 @@ func parseBSD(s string, strict bool, ref time.Time, loc *time.Location, env *env
 			return false
 		}
 		if strict {
-			// "Mmm dd hh:mm:ss": day field exactly 2 chars, no year,
-			// fraction of 1-6 digits.
-			if st.year != 0 || s[i+4] == ' ' && (s[i+5] < '1' || s[i+5] > '9') || s[i+6] != ' ' {
+			// "Mmm dd hh:mm:ss": month as spelled in time.Stamp, day field
+			// exactly 2 chars, no year, fraction of 1-6 digits.
+			if s[i:i+3] != time.Month(st.month).String()[:3] || st.year != 0 || s[i+4] == ' ' && (s[i+5] < '1' || s[i+5] > '9') || s[i+6] != ' ' {
 				return false
 			}
 			if k > 15 && (s[i+15] != '.' || k-16 > 6) {
@@ -530,7 +555,7 @@ func parseBSD(s string, strict bool, ref time.Time, loc *time.Location, env *env
 		j++
 	}
 	if app, pid, ok := bsdTag(s[i:j]); ok {
-		if strict && (j+1 >= len(s) || s[j+1] == '\n' || s[j+1] == '\r' || len(app) > 48) {
+		if strict && (j+1 >= len(s) || s[j+1] == '\n' || s[j+1] == '\r' || len(app) > 48 || !printASCII(pid)) {
 			return false
 		}
 		env.app, env.procid = app, pid
@@ -546,6 +571,16 @@ func parseBSD(s string, strict bool, ref time.Time, loc *time.Location, env *env
 		return false // an odd tag: let go-syslog decide
 	}
 	env.msg = s[i:]
+	return true
+}
+
+// printASCII reports whether s is printable ASCII without spaces.
+func printASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isPrintUS(s[i]) {
+			return false
+		}
+	}
 	return true
 }
 

@@ -133,6 +133,12 @@ func syslogSamples(t testing.TB) []string {
 		`<13>Nov 25 17:52:33 host:x app: colon in host`,
 		`<13>Nov 25 17:52:33 fw1 word more words`,
 		`<13>Nov 25 17:52:33 fw1 app[12] no colon`,
+		`<13>Nov 25 17:52:33 fw1 sshd[1]: sshd started`,
+		`<13>Nov 25 17:52:33 fw1 app: app said`,
+		`<13>Nov 25 17:52:33 fw1 a]: x`,
+		`<13>Nov 25 17:52:33 fw1 a[]: x`,
+		`<13>Nov 25 17:52:33 fw1 0 0[0000]: 0`,
+		`<13>NoV 25 17:52:33 fw1 app: x`,
 	}
 	for _, c := range cases {
 		s = append(s, c.in)
