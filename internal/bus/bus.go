@@ -225,6 +225,46 @@ func (d Delivery) Nak(delay time.Duration) error { return d.msg.NakWithDelay(del
 // after the last acknowledged batch. Undecodable batches are logged and
 // terminated (they could never succeed) after being counted in Corrupt.
 func (b *Bus) Consume(ctx context.Context, durable string, o ConsumeOptions, h Handler) error {
+	o = o.withDefaults()
+	cons, err := b.ensureConsumer(ctx, durable, o)
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < o.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b.consumeLoop(ctx, cons, durable, o, h)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// EnsureConsumer creates the durable consumer now. With interest retention
+// a batch published while no consumer exists is not kept, so a server
+// creates its consumers before it accepts events.
+func (b *Bus) EnsureConsumer(ctx context.Context, durable string, o ConsumeOptions) error {
+	_, err := b.ensureConsumer(ctx, durable, o.withDefaults())
+	return err
+}
+
+func (b *Bus) ensureConsumer(ctx context.Context, durable string, o ConsumeOptions) (jetstream.Consumer, error) {
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
+		Durable:       durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxAckPending: o.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
+	}
+	return cons, nil
+}
+
+func (o ConsumeOptions) withDefaults() ConsumeOptions {
 	if o.MaxMessages <= 0 {
 		o.MaxMessages = 16
 	}
@@ -240,26 +280,7 @@ func (b *Bus) Consume(ctx context.Context, durable string, o ConsumeOptions, h H
 	if o.MaxAckPending <= 0 {
 		o.MaxAckPending = o.MaxMessages * o.Workers * 4
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, StreamEvents, jetstream.ConsumerConfig{
-		Durable:       durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       o.AckWait,
-		MaxAckPending: o.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < o.Workers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			b.consumeLoop(ctx, cons, durable, o, h)
-		}()
-	}
-	wg.Wait()
-	return nil
+	return o
 }
 
 func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, durable string, o ConsumeOptions, h Handler) {

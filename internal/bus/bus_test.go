@@ -32,6 +32,9 @@ func TestPublishConsumeResume(t *testing.T) {
 	ctx := context.Background()
 	b := openEmbedded(t, dir, 1<<30)
 	// The consumer must exist before publishing (interest retention).
+	if err := b.EnsureConsumer(ctx, "test", ConsumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	var mu sync.Mutex
 	got := map[string]int{}
@@ -101,9 +104,17 @@ func TestPublishConsumeResume(t *testing.T) {
 	if len(again) != 1 || again[0] != "late" {
 		t.Fatalf("after restart got %v, want [late]", again)
 	}
-	info, err := b2.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// Acks are asynchronous: give the server a moment to apply the last one.
+	var info Info
+	for i := 0; i < 50; i++ {
+		var err error
+		if info, err = b2.Info(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if info.Messages == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if info.Messages != 0 {
 		t.Fatalf("interest retention kept %d acknowledged messages", info.Messages)
@@ -115,18 +126,16 @@ func TestFullStreamPushesBack(t *testing.T) {
 	b := openEmbedded(t, t.TempDir(), 64<<10)
 	defer b.Close()
 	// A consumer that never acknowledges keeps every message.
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		_ = b.Consume(cctx, "stuck", ConsumeOptions{}, func(context.Context, []Delivery) error { <-cctx.Done(); return cctx.Err() })
-	}()
-	time.Sleep(100 * time.Millisecond)
+	if err := b.EnsureConsumer(ctx, "stuck", ConsumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	payload := make([]byte, 8<<10)
 	var err error
 	for i := 0; i < 100 && err == nil; i++ {
 		err = b.Publish(ctx, payload, "")
 	}
 	if !errors.Is(err, ErrFull) {
-		t.Fatalf("publishing past max_bytes: got %v, want ErrFull", err)
+		info, _ := b.Info(ctx)
+		t.Fatalf("publishing past max_bytes: got %v, want ErrFull (stream %+v)", err, info)
 	}
 }

@@ -26,6 +26,9 @@ func openBus(t *testing.T, maxBytes int64) *bus.Bus {
 
 // consume collects every event id delivered to a durable consumer.
 func consume(t *testing.T, b *bus.Bus, block <-chan struct{}) (func() map[string]int, context.CancelFunc) {
+	if err := b.EnsureConsumer(context.Background(), "test", bus.ConsumeOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	seen := map[string]int{}

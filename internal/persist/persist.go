@@ -93,9 +93,7 @@ func (p *Persister) Run(ctx context.Context) error {
 		p.SyncEvery = 500 * time.Millisecond
 	}
 	app, group := p.Store.(store.Appender)
-	// Small fetches keep the decoded events in flight (and the heap) small;
-	// the engine's flush, not the append, is what needs amortizing.
-	opts := bus.ConsumeOptions{MaxMessages: 8, MaxWait: 50 * time.Millisecond, Workers: p.Workers, AckWait: 30 * time.Second, View: true}
+	opts := p.consumeOptions()
 	if !group {
 		return p.Bus.Consume(ctx, Consumer, opts, func(ctx context.Context, ds []bus.Delivery) error {
 			evs, err := p.fresh(ctx, ds)
@@ -106,8 +104,6 @@ func (p *Persister) Run(ctx context.Context) error {
 		})
 	}
 	p.full = sync.NewCond(&p.mu)
-	opts.ManualAck = true
-	opts.MaxAckPending = 4096
 	syncCtx, stopSync := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -144,6 +140,26 @@ func (p *Persister) Run(ctx context.Context) error {
 	wg.Wait()
 	p.syncOnce(context.Background(), app)
 	return err
+}
+
+// Ensure creates the bus consumer, so that batches published from now on
+// are kept for it (the stream has interest retention).
+func (p *Persister) Ensure(ctx context.Context) error {
+	return p.Bus.EnsureConsumer(ctx, Consumer, p.consumeOptions())
+}
+
+func (p *Persister) consumeOptions() bus.ConsumeOptions {
+	if p.Workers <= 0 {
+		p.Workers = 4
+	}
+	// Small fetches keep the decoded events in flight (and the heap) small;
+	// the engine's flush, not the append, is what needs amortizing.
+	o := bus.ConsumeOptions{MaxMessages: 8, MaxWait: 50 * time.Millisecond, Workers: p.Workers, AckWait: 30 * time.Second, View: true}
+	if _, group := p.Store.(store.Appender); group {
+		o.ManualAck = true
+		o.MaxAckPending = 4096
+	}
+	return o
 }
 
 func (p *Persister) syncLoop(ctx context.Context, app store.Appender) {

@@ -97,15 +97,19 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	defer events.Close()
 
-	// Persister: bus → store. It runs until the pipeline has drained.
+	// Persister: bus → store. Its consumer exists before anything is
+	// published; it runs until the pipeline has drained.
+	pers := &persist.Persister{Bus: b, Store: events, Logger: log.With("component", "persist"), Metrics: persist.NewMetrics(reg)}
+	if err := pers.Ensure(ctx); err != nil {
+		return err
+	}
 	pctx, stopPersist := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPersist()
 	var pwg sync.WaitGroup
 	pwg.Add(1)
 	go func() {
 		defer pwg.Done()
-		p := &persist.Persister{Bus: b, Store: events, Logger: log.With("component", "persist"), Metrics: persist.NewMetrics(reg)}
-		if err := p.Run(pctx); err != nil {
+		if err := pers.Run(pctx); err != nil {
 			log.Error("persister stopped", "err", err)
 		}
 	}()

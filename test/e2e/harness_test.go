@@ -200,7 +200,7 @@ type searchResp struct {
 
 func (s *server) search(q string, extra url.Values) (searchResp, int) {
 	s.t.Helper()
-	v := url.Values{"q": {q}, "from": {"-87600h"}, "limit": {"10"}}
+	v := url.Values{"q": {q}, "from": {"-30y"}, "limit": {"10"}}
 	for k, vs := range extra {
 		v[k] = vs
 	}

@@ -109,6 +109,8 @@ ruleset(name="fwd") {
 	r, _ := s.search(`rsyslog-e2e AND source.ip:192.0.2.0/24`, url.Values{"limit": {"0"}})
 	if r.Total != 4*n {
 		t.Errorf("parsed source.ip on %d of %d events (logsql %s)", r.Total, 4*n, r.LogsQL)
+		bad, _ := s.search(`rsyslog-e2e AND NOT source.ip:*`, url.Values{"limit": {"3"}})
+		t.Logf("unparsed examples: %v", bad.Events)
 	}
 }
 

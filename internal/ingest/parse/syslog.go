@@ -151,6 +151,14 @@ func (p *Parser) parseSyslog(text string, pri, n int, ref time.Time, env *envelo
 		return
 	}
 	if mayHaveStamp(rest) && parse3164Machine(text, ref, p.loc(), env) {
+		// rsyslog's RSYSLOG_ForwardFormat writes the tag of an RFC 5424
+		// input as "app[pid]" with no colon; go-syslog leaves it in the message.
+		if env.app == "" {
+			tok, after, _ := strings.Cut(env.msg, " ")
+			if app, pid, ok := bareTag(tok); ok && after != "" {
+				env.app, env.procid, env.msg = app, pid, trimSP(after)
+			}
+		}
 		return
 	}
 	var loose envelope
@@ -616,6 +624,23 @@ func bsdTag(tok string) (app, pid string, ok bool) {
 		}
 	}
 	return t, pid, true
+}
+
+// bareTag reports whether tok is "app[pid]" with a numeric pid and no
+// trailing colon, and splits it.
+func bareTag(tok string) (app, pid string, ok bool) {
+	k := strings.IndexByte(tok, '[')
+	if k <= 0 || len(tok) < k+3 || tok[len(tok)-1] != ']' {
+		return "", "", false
+	}
+	pid = tok[k+1 : len(tok)-1]
+	for i := 0; i < len(pid); i++ {
+		if pid[i] < '0' || pid[i] > '9' {
+			return "", "", false
+		}
+	}
+	app, _, ok = bsdTag(tok[:k] + ":")
+	return app, pid, ok
 }
 
 // validHost reports whether tok can be a syslog HOSTNAME. go-syslog refuses

@@ -2,6 +2,7 @@ package parse
 
 import (
 	"fmt"
+	"github.com/mamori-soc/mamori/internal/event"
 	"maps"
 	"os"
 	"path/filepath"
@@ -269,5 +270,19 @@ func TestTimeHelpers(t *testing.T) {
 	}
 	if l := convertJavaLayout("qq"); l != "" {
 		t.Errorf("java layout %q", l)
+	}
+}
+
+// TestBareTagFromRsyslogForward: rsyslog's RSYSLOG_ForwardFormat of an RFC
+// 5424 input writes "app[pid]" without a colon (seen in the e2e rsyslog
+// test); the tag must still become the app name.
+func TestBareTagFromRsyslogForward(t *testing.T) {
+	e := &event.Event{Ingested: ingested}
+	New().Parse([]byte("<22>2026-11-25T19:26:20Z vm postfix/smtpd[4242] connect from unknown[192.0.2.18]"), e)
+	if e.Value(event.FieldLogSyslogAppName) != "postfix/smtpd" || e.Value(event.FieldProcessPID) != "4242" || e.Value(event.FieldSourceIP) != "192.0.2.18" {
+		t.Fatalf("fields: %v", e.Fields)
+	}
+	if m := e.Value(event.FieldMessage); m != "connect from unknown[192.0.2.18]" {
+		t.Fatalf("message %q", m)
 	}
 }
