@@ -35,17 +35,16 @@ func newTenantCmd() *cobra.Command {
 					return err
 				}
 				fmt.Printf("tenant %s created (id %d, retention %s)\n", t.Name, t.ID, t.Retention)
-				for _, v := range cidrs {
-					if err := cl.JSON(ctx, "POST", "/api/v1/tenants/"+url.PathEscape(t.Name)+"/sources", map[string]string{"kind": "cidr", "value": v}, nil); err != nil {
-						return err
+				for _, m := range []struct {
+					kind   string
+					values []string
+				}{{"cidr", cidrs}, {"cert_subject", subjects}} {
+					for _, v := range m.values {
+						if err := cl.JSON(ctx, "POST", "/api/v1/tenants/"+url.PathEscape(t.Name)+"/sources", map[string]string{"kind": m.kind, "value": v}, nil); err != nil {
+							return err
+						}
+						fmt.Printf("  source %s %q → %s\n", m.kind, v, t.Name)
 					}
-					fmt.Printf("  source cidr %s → %s\n", v, t.Name)
-				}
-				for _, v := range subjects {
-					if err := cl.JSON(ctx, "POST", "/api/v1/tenants/"+url.PathEscape(t.Name)+"/sources", map[string]string{"kind": "cert_subject", "value": v}, nil); err != nil {
-						return err
-					}
-					fmt.Printf("  source certificate %q → %s\n", v, t.Name)
 				}
 				if token {
 					var tok struct {

@@ -55,7 +55,9 @@ func makeFrames(events, conns int, marker string) [][]byte {
 	for c := 0; c < conns; c++ {
 		var b bytes.Buffer
 		for i := c; i < events; i += conns {
-			msg := fmt.Sprintf("<134>1 %s fw-%02d.example.net sshd %d - [meta seq=\"%d\"] %s Failed password for invalid user admin%d from 198.51.100.%d port %d ssh2",
+			// A real sshd line (parsed into user, source and outcome fields);
+			// the run marker travels in structured data.
+			msg := fmt.Sprintf("<38>1 %s fw-%02d.example.net sshd %d - [meta seq=\"%d\" run=\"%s\"] Failed password for invalid user admin%d from 198.51.100.%d port %d ssh2",
 				ts, i%50, 1000+i%300, i, marker, i%97, i%254+1, 1024+i%60000)
 			fmt.Fprintf(&b, "%d %s", len(msg), msg)
 		}

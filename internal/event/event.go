@@ -118,8 +118,6 @@ const (
 	FieldDNSResponseCode      = "dns.response_code"
 	FieldTLSServerName        = "tls.client.server_name"
 	FieldLogSyslogPriority    = "log.syslog.priority"
-	FieldLogSyslogFacilityNm  = "log.syslog.facility.name"
-	FieldLogSyslogSeverityNm  = "log.syslog.severity.name"
 	FieldWinProcessPID        = "winlog.process.pid"
 	FieldWinUserID            = "winlog.user.identifier"
 	FieldWinEventDataPrefix   = "winlog.event_data." // + the EventData/UserData item name

@@ -252,7 +252,7 @@ func TestParseSpotChecks(t *testing.T) {
 		{"<22>2026-11-25T17:51:42+00:00 vm postfix/smtpd: NOQUEUE: x", "rfc3164", "2026-11-25T17:51:42Z",
 			want{"log.syslog.appname": "postfix/smtpd", "host.name": "vm", "message": "NOQUEUE: x"}},
 		{"<38>Nov  5 17:52:33 vm sshd[123]: Failed", "rfc3164", "2026-11-05T17:52:33Z",
-			want{"process.pid": "123", "log.syslog.procid": "123", "process.name": "sshd"}},
+			want{"process.pid": "123", "process.name": "sshd"}},
 		{"<38>Dec 31 23:59:59 vm cron[1]: x", "rfc3164", "2025-12-31T23:59:59Z", want{}},
 		{"<38>Nov 25 17:52:33 vm sshd[7]: sshd started", "rfc3164", "2026-11-25T17:52:33Z", want{"process.name": "sshd", "message": "sshd started"}},
 		{"<38>Nov 25 17:52:33 vm sshd started", "rfc3164", "2026-11-25T17:52:33Z", want{"message": "sshd started", "host.name": "vm"}},

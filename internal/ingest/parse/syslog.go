@@ -659,11 +659,8 @@ func validHost(tok string, strict bool) bool {
 	return true
 }
 
-// Facility and severity keywords for the PRI value.
+// Severity keywords for the PRI value (log.level).
 var (
-	facilityNames = [...]string{"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
-		"uucp", "cron", "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
-		"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"}
 	severityNames = [...]string{"emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"}
 	smallInts     [1000]string
 )
@@ -695,25 +692,26 @@ func isDigits(s string) bool {
 	return true
 }
 
-// applyEnvelope writes the envelope fields.
+// applyEnvelope writes the envelope fields. Every stored field costs parse,
+// bus, index and disk time on every event, so values derivable from others
+// are not stored twice: the PRI (facility×8 + severity, both stored as
+// codes), the RFC 5424 version (the format), the severity name (log.level
+// holds it), the facility name, and a numeric PROCID (process.pid holds it).
 func (st *state) applyEnvelope(env *envelope) {
 	e := st.e
 	if env.pri >= 0 {
 		fac, sev := env.pri/8, env.pri%8
 		add(e, event.FieldLogSyslogFacility, itoa(fac))
-		add(e, event.FieldLogSyslogFacilityNm, facilityNames[fac])
-		add(e, event.FieldLogSyslogPriority, itoa(env.pri))
 		add(e, event.FieldLogSyslogSeverity, itoa(sev))
-		add(e, event.FieldLogSyslogSeverityNm, severityNames[sev])
 		add(e, event.FieldLogLevel, severityNames[sev])
 	}
-	add(e, event.FieldLogSyslogVersion, env.version)
 	add(e, event.FieldHostName, env.host)
 	add(e, event.FieldLogSyslogAppName, env.app)
 	add(e, event.FieldProcessName, env.app)
-	add(e, event.FieldLogSyslogProcID, env.procid)
 	if isDigits(env.procid) {
 		add(e, event.FieldProcessPID, env.procid)
+	} else {
+		add(e, event.FieldLogSyslogProcID, env.procid)
 	}
 	add(e, event.FieldLogSyslogMsgID, env.msgid)
 	if len(env.sd) > 0 {
