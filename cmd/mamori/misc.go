@@ -24,9 +24,9 @@ func newConfigCmd() *cobra.Command {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "KEY\tVALUE\tENV")
+			fmt.Fprintln(w, "KEY\tVALUE\tFROM\tENV")
 			for _, s := range c.Settings() {
-				fmt.Fprintf(w, "%s\t%s\t%s\n", s.Path, s.Value, s.Env)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", s.Path, s.Value, s.Origin, s.Env)
 			}
 			return w.Flush()
 		},

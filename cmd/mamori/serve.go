@@ -20,25 +20,28 @@ func loadConfig(cmd *cobra.Command, path string, flagCfg *config.Config) (config
 	if err != nil {
 		return c, err
 	}
-	set := func(name string, dst *string, v string) {
+	set := func(name, path string, dst *string, v string) {
 		if cmd.Flags().Changed(name) {
 			*dst = v
+			c.SetOrigin(path, "flag")
 		}
 	}
-	set("data", &c.Data, flagCfg.Data)
-	set("http", &c.HTTP.Addr, flagCfg.HTTP.Addr)
-	set("syslog-udp", &c.Syslog.UDP.Addr, flagCfg.Syslog.UDP.Addr)
-	set("syslog-tcp", &c.Syslog.TCP.Addr, flagCfg.Syslog.TCP.Addr)
-	set("syslog-tls", &c.Syslog.TLS.Addr, flagCfg.Syslog.TLS.Addr)
-	set("relp", &c.RELP.Addr, flagCfg.RELP.Addr)
-	set("nats", &c.NATS.URL, flagCfg.NATS.URL)
-	set("events", &c.Events.URL, flagCfg.Events.URL)
-	set("log-level", &c.Log.Level, flagCfg.Log.Level)
+	set("data", "data", &c.Data, flagCfg.Data)
+	set("http", "http.addr", &c.HTTP.Addr, flagCfg.HTTP.Addr)
+	set("syslog-udp", "syslog.udp.addr", &c.Syslog.UDP.Addr, flagCfg.Syslog.UDP.Addr)
+	set("syslog-tcp", "syslog.tcp.addr", &c.Syslog.TCP.Addr, flagCfg.Syslog.TCP.Addr)
+	set("syslog-tls", "syslog.tls.addr", &c.Syslog.TLS.Addr, flagCfg.Syslog.TLS.Addr)
+	set("relp", "relp.addr", &c.RELP.Addr, flagCfg.RELP.Addr)
+	set("nats", "nats.url", &c.NATS.URL, flagCfg.NATS.URL)
+	set("events", "events.url", &c.Events.URL, flagCfg.Events.URL)
+	set("log-level", "log.level", &c.Log.Level, flagCfg.Log.Level)
 	if cmd.Flags().Changed("max-frame") {
 		c.Syslog.MaxFrame = flagCfg.Syslog.MaxFrame
+		c.SetOrigin("syslog.max_frame", "flag")
 	}
 	if cmd.Flags().Changed("nats-replicas") {
 		c.NATS.Replicas = flagCfg.NATS.Replicas
+		c.SetOrigin("nats.replicas", "flag")
 	}
 	return c, c.Validate()
 }

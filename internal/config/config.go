@@ -32,6 +32,18 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT wins
 	// when set); the collector works harder as the heap nears it. 0: none.
 	MemoryLimit Size `yaml:"memory_limit"`
+
+	// origin records where each value set other than by default came from
+	// ("file", "env" or "flag"), by YAML path.
+	origin map[string]string
+}
+
+// SetOrigin records that the value at path came from src (e.g. "flag").
+func (c *Config) SetOrigin(path, src string) {
+	if c.origin == nil {
+		c.origin = map[string]string{}
+	}
+	c.origin[path] = src
 }
 
 // HTTPConfig configures the API listener.
@@ -158,11 +170,32 @@ func Load(path string, env []string) (Config, error) {
 		if err := decodeStrict(b, &c); err != nil {
 			return c, fmt.Errorf("%s: %w", path, err)
 		}
+		var doc yaml.Node
+		if yaml.Unmarshal(b, &doc) == nil && len(doc.Content) > 0 {
+			markFile(&c, doc.Content[0], "")
+		}
 	}
 	if err := applyEnv(&c, env); err != nil {
 		return c, err
 	}
 	return c, nil
+}
+
+// markFile records every leaf key the file sets.
+func markFile(c *Config, n *yaml.Node, prefix string) {
+	if n.Kind != yaml.MappingNode {
+		if prefix != "" {
+			c.SetOrigin(prefix, "file")
+		}
+		return
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if prefix != "" {
+			k = prefix + "." + k
+		}
+		markFile(c, n.Content[i+1], k)
+	}
 }
 
 func decodeStrict(b []byte, c *Config) error {
@@ -225,10 +258,8 @@ func applyEnv(c *Config, env []string) error {
 			vals[k] = v
 		}
 	}
-	known := map[string]bool{}
 	err := walk(reflect.ValueOf(c).Elem(), "", func(path string, f reflect.Value, _ reflect.StructField) error {
 		k := EnvKey(path)
-		known[k] = true
 		v, ok := vals[k]
 		if !ok {
 			return nil
@@ -236,12 +267,14 @@ func applyEnv(c *Config, env []string) error {
 		if err := setValue(f, v); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInvalid, k, err)
 		}
+		c.SetOrigin(path, "env")
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	_ = known // client-side variables (MAMORI_TOKEN, MAMORI_SERVER, ...) share the prefix, so unknown ones are not errors
+	// Client-side variables (MAMORI_TOKEN, MAMORI_SERVER, ...) share the
+	// prefix, so unknown MAMORI_* names are not errors.
 	return nil
 }
 
@@ -274,6 +307,7 @@ func setValue(f reflect.Value, s string) error {
 // Setting is one effective configuration value for `mamori config print`.
 type Setting struct {
 	Path, Env, Value string
+	Origin           string // default, file, env or flag
 }
 
 // Settings lists every leaf with its value; secrets are masked.
@@ -284,7 +318,11 @@ func (c *Config) Settings() []Setting {
 		if sf.Tag.Get("secret") == "true" && v != "" {
 			v = "********"
 		}
-		out = append(out, Setting{Path: path, Env: EnvKey(path), Value: v})
+		origin := c.origin[path]
+		if origin == "" {
+			origin = "default"
+		}
+		out = append(out, Setting{Path: path, Env: EnvKey(path), Value: v, Origin: origin})
 		return nil
 	})
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })

@@ -91,3 +91,21 @@ func TestUnits(t *testing.T) {
 		t.Error("negative size accepted")
 	}
 }
+
+func TestOrigins(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(p, []byte("syslog:\n  tcp:\n    addr: 127.0.0.1:1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p, []string{"MAMORI_HTTP_ADDR=127.0.0.1:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetOrigin("data", "flag")
+	want := map[string]string{"syslog.tcp.addr": "file", "http.addr": "env", "data": "flag", "relp.addr": "default"}
+	for _, s := range c.Settings() {
+		if w, ok := want[s.Path]; ok && s.Origin != w {
+			t.Errorf("%s from %s, want %s", s.Path, s.Origin, w)
+		}
+	}
+}
