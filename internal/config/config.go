@@ -151,7 +151,7 @@ func Default() Config {
 		RELP:    RELPConfig{Addr: "127.0.0.1:2514"},
 		NATS:    NATSConfig{Replicas: 1, MaxBytes: 10 << 30, MaxAge: Duration(7 * 24 * time.Hour)},
 		Tenants: TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
-		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 1 << 20, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
+		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:     LogConfig{Level: "info"},
 		// Leaves room under 1 GiB of RSS for the engines' own caches.
 		MemoryLimit: 640 << 20,
