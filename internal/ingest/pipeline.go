@@ -102,7 +102,7 @@ func NewPipeline(pub Publisher, o PipelineOptions) *Pipeline {
 		o.BatchEvents = 2000
 	}
 	if o.BatchBytes <= 0 || o.BatchBytes > bus.MaxBatchBytes {
-		o.BatchBytes = 60 << 10
+		o.BatchBytes = min(1<<20, bus.MaxBatchBytes)
 	}
 	if o.BatchWait <= 0 {
 		o.BatchWait = 20 * time.Millisecond
