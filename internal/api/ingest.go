@@ -78,30 +78,21 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	origin := ingest.Origin{Tenant: tenant, Source: ingest.SourceHTTP}
 	resp := IngestResponse{Tenant: tenant}
-	var tickets []*ingest.Ticket
-	const chunk = 1000
-	for i := 0; i < len(frames); i += chunk {
-		t, err := s.Pipeline.TrySubmit(r.Context(), origin, frames[i:min(i+chunk, len(frames))])
-		if err != nil {
-			// Already queued chunks will still be stored; the client retries the
-			// whole request, and the bus consumer keeps ids unique per event, so
-			// a retry can duplicate only what this request queued before.
-			w.Header().Set("Retry-After", "1")
-			writeProblem(w, http.StatusServiceUnavailable, CodeBusy, fmt.Sprintf("%v (accepted %d of %d lines before refusing)", err, resp.Accepted, len(frames)))
-			return
-		}
-		tickets = append(tickets, t)
-		resp.Accepted += t.Events
-		resp.Unparsed += t.Unparsed
+	// One submission for the whole request: it is accepted or refused as a
+	// whole, so a client retrying a 503 never duplicates half a request.
+	t, err := s.Pipeline.TrySubmit(r.Context(), origin, frames)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, http.StatusServiceUnavailable, CodeBusy, fmt.Sprintf("%v (nothing of this request was accepted)", err))
+		return
 	}
+	resp.Accepted, resp.Unparsed = t.Events, t.Unparsed
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
-	for _, t := range tickets {
-		if err := t.Wait(ctx); err != nil {
-			w.Header().Set("Retry-After", "5")
-			writeProblem(w, http.StatusServiceUnavailable, CodeBusy, "events not yet durable: "+err.Error())
-			return
-		}
+	if err := t.Wait(ctx); err != nil {
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, http.StatusServiceUnavailable, CodeBusy, "events accepted but not yet durable: "+err.Error())
+		return
 	}
 	writeJSON(w, http.StatusAccepted, resp)
 }

@@ -220,7 +220,11 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 			if _, err := b.Info(ctx); err != nil {
 				return err
 			}
-			return events.Query(ctx, []string{cfg.Tenants.Default}, time.Now().Add(-time.Minute), time.Now(), "* | limit 1", func(store.Row) error { return nil })
+			ts := st.Tenants()
+			if len(ts) == 0 {
+				return nil
+			}
+			return events.Query(ctx, []string{ts[0].Name}, time.Now().Add(-time.Minute), time.Now(), "* | limit 1", func(store.Row) error { return nil })
 		}}
 	hln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
