@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mamori-soc/mamori/internal/testutil"
 )
 
 var mamoriBin string
@@ -44,10 +46,7 @@ func need(t *testing.T, bins ...string) {
 	t.Helper()
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
-			if os.Getenv("MAMORI_REQUIRE_ALL") == "1" {
-				t.Fatalf("%s not installed (run scripts/test-deps.sh)", b)
-			}
-			t.Skipf("%s not installed; run scripts/test-deps.sh (MAMORI_REQUIRE_ALL=1 makes this a failure)", b)
+			testutil.Missing(t, "%s not installed; run scripts/test-deps.sh", b)
 		}
 	}
 }
@@ -56,24 +55,11 @@ func need(t *testing.T, bins ...string) {
 func needFile(t *testing.T, path string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("MAMORI_REQUIRE_ALL") == "1" {
-			t.Fatalf("%s missing (run scripts/test-deps.sh)", path)
-		}
-		t.Skipf("%s missing; run scripts/test-deps.sh", path)
+		testutil.Missing(t, "%s missing; run scripts/test-deps.sh", path)
 	}
 }
 
-func corpus(t *testing.T, rel string) string {
-	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "corpus", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("MAMORI_REQUIRE_ALL") == "1" {
-			t.Fatalf("corpus %s absent", p)
-		}
-		t.Skipf("corpus %s absent: skipping", p)
-	}
-	return p
-}
+func corpus(t *testing.T, rel string) string { return testutil.Corpus(t, rel) }
 
 type addresses struct {
 	HTTP      string `json:"http"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/mamori-soc/mamori/internal/testutil"
 	"os"
 	"path/filepath"
 	"sort"
@@ -13,18 +14,9 @@ import (
 	"time"
 )
 
-const corpusDir = "../../../../shared/corpus/evtx"
-
 func corpus(t *testing.T, sub string) string {
 	t.Helper()
-	p := filepath.Join(corpusDir, sub)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("MAMORI_REQUIRE_ALL") == "1" {
-			t.Fatalf("corpus folder %s missing (MAMORI_REQUIRE_ALL=1): %v", p, err)
-		}
-		t.Skipf("corpus folder %s absent: skipping (set MAMORI_REQUIRE_ALL=1 to fail instead)", p)
-	}
-	return p
+	return testutil.Corpus(t, filepath.Join("evtx", sub))
 }
 
 // manifestEntry is one file of MANIFEST.reference-counts.json (python-evtx
@@ -122,10 +114,7 @@ func TestSbousseadenCounts(t *testing.T) {
 // mdecrevoisier folder has files python-evtx itself could not read.
 func TestOtherFolders(t *testing.T) {
 	for _, sub := range []string{"mdecrevoisier-EVTX-to-MITRE-Attack", "chainsaw-tests"} {
-		dir := filepath.Join(corpusDir, sub)
-		if _, err := os.Stat(dir); err != nil {
-			corpus(t, sub)
-		}
+		dir := corpus(t, sub)
 		t.Run(sub, func(t *testing.T) { compareFolder(t, dir, false) })
 	}
 }

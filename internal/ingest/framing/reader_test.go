@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mamori-soc/mamori/internal/testutil"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -292,14 +293,7 @@ func (c *randChunks) Read(p []byte) (int, error) {
 // absent, unless MAMORI_REQUIRE_ALL=1.
 func corpusDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "..", "shared", "corpus", "syslog-wire", "captures")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("MAMORI_REQUIRE_ALL") == "1" {
-			t.Fatalf("syslog wire corpus not found at %s (MAMORI_REQUIRE_ALL=1): %v", dir, err)
-		}
-		t.Skipf("syslog wire corpus not found at %s (expected shared/ beside the work tree): %v", dir, err)
-	}
-	return dir
+	return testutil.Corpus(t, filepath.Join("syslog-wire", "captures"))
 }
 
 func loggenFrames() []result {
@@ -380,10 +374,7 @@ func TestCorpusCaptures(t *testing.T) {
 		c := &corpusCases[i]
 		data, err := os.ReadFile(filepath.Join(dir, c.file))
 		if err != nil {
-			if os.Getenv("MAMORI_REQUIRE_ALL") == "1" {
-				t.Fatalf("capture missing: %v", err)
-			}
-			t.Skipf("capture missing: %v", err)
+			testutil.Missing(t, "capture missing: %v", err)
 		}
 		want := c.results()
 		all = append(all, data...)

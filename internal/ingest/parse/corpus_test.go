@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"github.com/mamori-soc/mamori/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,21 +18,14 @@ import (
 	"github.com/mamori-soc/mamori/internal/ingest/evtx"
 )
 
-// corpusDir is the shared test corpus, reached relative to this package.
-const corpusDir = "../../../../shared/corpus"
+// corpusDir is the shared test corpus ("" when absent).
+var corpusDir = testutil.CorpusDir()
 
 // corpus returns the path of a corpus folder, skipping the test when it is
 // absent (a fresh clone) unless MAMORI_REQUIRE_ALL=1.
 func corpus(t testing.TB, sub string) string {
 	t.Helper()
-	p := filepath.Join(corpusDir, sub)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("MAMORI_REQUIRE_ALL") == "1" {
-			t.Fatalf("corpus folder %s missing (MAMORI_REQUIRE_ALL=1): %v", p, err)
-		}
-		t.Skipf("corpus folder %s absent: skipping (set MAMORI_REQUIRE_ALL=1 to fail instead)", p)
-	}
-	return p
+	return testutil.Corpus(t, sub)
 }
 
 // deframe splits a captured TCP/UDP byte stream into syslog messages:

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/mamori-soc/mamori/internal/testutil"
 	"net"
 	"os"
 	"os/exec"
@@ -29,15 +30,9 @@ import (
 // with a private configuration: messages sent to its imtcp input on an
 // ephemeral loopback port are forwarded by omrelp to our Server.
 
-// requireAll reports whether a missing dependency must fail the test.
-func requireAll() bool { return os.Getenv("MAMORI_REQUIRE_ALL") == "1" }
-
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if requireAll() {
-		t.Fatalf(format+" (MAMORI_REQUIRE_ALL=1)", args...)
-	}
-	t.Skipf(format, args...)
+	testutil.Missing(t, format, args...)
 }
 
 // findRsyslog returns the rsyslogd binary, or skips the test when rsyslogd or
