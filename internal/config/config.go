@@ -29,6 +29,7 @@ type Config struct {
 	Auth    AuthConfig    `yaml:"auth"`
 	Ingest  IngestConfig  `yaml:"ingest"`
 	Log     LogConfig     `yaml:"log"`
+	Metrics MetricsConfig `yaml:"metrics"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT wins
 	// when set); the collector works harder as the heap nears it. 0: none.
 	MemoryLimit Size `yaml:"memory_limit"`
@@ -130,6 +131,13 @@ type IngestConfig struct {
 	MaxPending int `yaml:"max_pending"`
 }
 
+// MetricsConfig configures /metrics.
+type MetricsConfig struct {
+	// TenantLabels labels per-tenant series with the tenant name; turn it
+	// off when tenants are many (series are then labelled tenant="_all").
+	TenantLabels bool `yaml:"tenant_labels"`
+}
+
 // LogConfig configures Mamori's own logs.
 type LogConfig struct {
 	Level  string `yaml:"level"`
@@ -153,6 +161,7 @@ func Default() Config {
 		Tenants: TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
 		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:     LogConfig{Level: "info"},
+		Metrics: MetricsConfig{TenantLabels: true},
 		// Leaves room under 1 GiB of RSS for the engines' own caches.
 		MemoryLimit: 640 << 20,
 	}

@@ -13,6 +13,16 @@ type Metrics struct {
 	Rejected     *prometheus.CounterVec // source, reason
 	Connections  *prometheus.GaugeVec   // source
 	PublishTime  prometheus.Histogram
+	// NoTenantLabel collapses the tenant label to "_all" (many tenants).
+	NoTenantLabel bool
+}
+
+// TenantLabel is the tenant label value for t.
+func (m *Metrics) TenantLabel(t string) string {
+	if m.NoTenantLabel {
+		return "_all"
+	}
+	return t
 }
 
 // NewMetrics creates and registers the ingest metrics.

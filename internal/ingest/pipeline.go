@@ -185,7 +185,7 @@ func (p *Pipeline) submit(ctx context.Context, o Origin, frames [][]byte, block 
 			n      int
 		}{{"parsed", parsed}, {"unparsed", unparsed}, {"invalid_utf8", invalid}} {
 			if c.n > 0 {
-				p.m.Events.WithLabelValues(o.Tenant, o.Source, c.result).Add(float64(c.n))
+				p.m.Events.WithLabelValues(p.m.TenantLabel(o.Tenant), o.Source, c.result).Add(float64(c.n))
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/mamori-soc/mamori/internal/bus"
 	"github.com/mamori-soc/mamori/internal/event"
 	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func openBus(t *testing.T, maxBytes int64) *bus.Bus {
@@ -203,3 +204,32 @@ func TestRouterOrder(t *testing.T) {
 }
 
 var _ = event.KindUnparsed
+
+// TestMetricsWithoutTenantLabel: with many tenants the label collapses.
+func TestMetricsWithoutTenantLabel(t *testing.T) {
+	b := openBus(t, 1<<30)
+	consume(t, b, nil)
+	m := NewMetrics(prometheus.NewRegistry())
+	m.NoTenantLabel = true
+	p := NewPipeline(b, PipelineOptions{Metrics: m})
+	ctx := context.Background()
+	for _, tenant := range []string{"a", "b", "c"} {
+		tk, err := p.Submit(ctx, Origin{Tenant: tenant, Source: "test"}, [][]byte{[]byte("<13>1 2026-11-25T10:00:00Z h app - - - x"), []byte("garbage")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tk.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = p.Close(ctx)
+	if got := promtest.ToFloat64(m.Events.WithLabelValues("_all", "test", "parsed")); got != 3 {
+		t.Fatalf("parsed under _all = %v, want 3", got)
+	}
+	if got := promtest.ToFloat64(m.Events.WithLabelValues("_all", "test", "unparsed")); got != 3 {
+		t.Fatalf("unparsed under _all = %v, want 3", got)
+	}
+	if n := promtest.CollectAndCount(m.Events); n != 2 {
+		t.Fatalf("%d series, want 2 (no per-tenant series)", n)
+	}
+}

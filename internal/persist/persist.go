@@ -26,6 +26,8 @@ type Metrics struct {
 	WriteTime  prometheus.Histogram
 	SyncTime   prometheus.Histogram
 	Failures   prometheus.Counter
+	// NoTenantLabel collapses the tenant label to "_all" (many tenants).
+	NoTenantLabel bool
 }
 
 // NewMetrics creates and registers the metrics.
@@ -225,6 +227,9 @@ func (p *Persister) timedWrite(evs []*event.Event, write func() error) error {
 			counts[e.Tenant]++
 		}
 		for t, n := range counts {
+			if p.Metrics.NoTenantLabel {
+				t = "_all"
+			}
 			p.Metrics.Stored.WithLabelValues(t).Add(float64(n))
 		}
 	}

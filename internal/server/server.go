@@ -99,7 +99,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 
 	// Persister: bus → store. Its consumer exists before anything is
 	// published; it runs until the pipeline has drained.
-	pers := &persist.Persister{Bus: b, Store: events, Logger: log.With("component", "persist"), Metrics: persist.NewMetrics(reg)}
+	pm := persist.NewMetrics(reg)
+	pm.NoTenantLabel = !cfg.Metrics.TenantLabels
+	pers := &persist.Persister{Bus: b, Store: events, Logger: log.With("component", "persist"), Metrics: pm}
 	if err := pers.Ensure(ctx); err != nil {
 		return err
 	}
@@ -115,6 +117,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}()
 
 	im := ingest.NewMetrics(reg)
+	im.NoTenantLabel = !cfg.Metrics.TenantLabels
 	pipe := ingest.NewPipeline(b, ingest.PipelineOptions{
 		BatchEvents: cfg.Ingest.BatchEvents, BatchBytes: int(cfg.Ingest.BatchBytes), BatchWait: cfg.Ingest.BatchWait.D(),
 		MaxPending: cfg.Ingest.MaxPending, Logger: log.With("component", "ingest"), Metrics: im,
