@@ -59,9 +59,10 @@ func TestCrashHTTP(t *testing.T) {
 		t.Fatal("no request acknowledged before the crash")
 	}
 	s.start()
-	// Wait for the replay to settle: the count stops changing.
+	// Wait for the replay to settle: the count stops changing. Unacknowledged
+	// batches come back at the latest after the consumer's AckWait (30 s).
 	var total uint64
-	for i := 0; i < 100; i++ {
+	for i := 0; i < 250; i++ {
 		r, _ := s.search("crash-http", url.Values{"limit": {"0"}})
 		if r.Total == total && total >= uint64(nAcked*perReq) {
 			break
