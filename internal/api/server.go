@@ -44,7 +44,6 @@ type Server struct {
 	State      *state.DB
 	Store      store.Store
 	Pipeline   *ingest.Pipeline
-	Router     *ingest.Router
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Metrics    *Metrics

@@ -23,7 +23,6 @@ type IngestResult struct {
 	Sent     int // events sent
 	Stored   int // events the server acknowledged as durable
 	Unparsed int // events the server stored as unparsed
-	Bytes    int64
 	// EVTXErrors counts .evtx records the reader could not decode.
 	EVTXErrors int
 }
@@ -56,7 +55,7 @@ func (c *Client) IngestFile(ctx context.Context, path string, o IngestOptions, r
 	s := &sender{c: c, o: o, res: res}
 	switch {
 	case n == 8 && bytes.Equal(head[:], evtxMagic):
-		recs, errs, err := evtx.Read(f, func(rec map[string]any) error {
+		_, errs, err := evtx.Read(f, func(rec map[string]any) error {
 			b, err := json.Marshal(rec)
 			if err != nil {
 				return err
@@ -64,7 +63,6 @@ func (c *Client) IngestFile(ctx context.Context, path string, o IngestOptions, r
 			return s.add(ctx, b)
 		})
 		res.EVTXErrors += errs
-		_ = recs
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -173,7 +171,6 @@ func (s *sender) flush(ctx context.Context) error {
 	s.res.Sent += s.lines
 	s.res.Stored += ans.Accepted
 	s.res.Unparsed += ans.Unparsed
-	s.res.Bytes += int64(s.buf.Len())
 	s.buf.Reset()
 	s.lines = 0
 	if s.o.Progress != nil {

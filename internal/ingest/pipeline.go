@@ -145,16 +145,6 @@ func (p *Pipeline) TrySubmit(ctx context.Context, o Origin, frames [][]byte) (*T
 	return p.submit(ctx, o, frames, false)
 }
 
-// SubmitEvents queues events that are already parsed (they must have ID,
-// Tenant and Source set).
-func (p *Pipeline) SubmitEvents(ctx context.Context, evs []*event.Event, block bool) (*Ticket, error) {
-	if err := p.reserve(ctx, len(evs), block); err != nil {
-		return nil, err
-	}
-	defer p.active.Done()
-	return p.enqueue(evs), nil
-}
-
 func (p *Pipeline) submit(ctx context.Context, o Origin, frames [][]byte, block bool) (*Ticket, error) {
 	if err := p.reserve(ctx, len(frames), block); err != nil {
 		return nil, err

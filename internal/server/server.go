@@ -216,7 +216,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		serve(func() error { return relpSrv.Serve(lctx, ln) })
 	}
 
-	apiSrv := &api.Server{State: st, Store: events, Pipeline: pipe, Router: router, Gatherer: reg, Logger: log.With("component", "api"),
+	apiSrv := &api.Server{State: st, Store: events, Pipeline: pipe, Gatherer: reg, Logger: log.With("component", "api"),
 		Metrics: api.NewMetrics(reg), MaxBody: int64(cfg.HTTP.MaxBodyBytes), MaxLine: max(int(cfg.Syslog.MaxFrame), 1<<20),
 		DefaultTen: cfg.Tenants.Default, ReloadRouter: reloadRouter,
 		Ready: func(ctx context.Context) error {
