@@ -102,6 +102,11 @@ type NATSConfig struct {
 // EventsConfig selects the events store: "" (embedded) or victorialogs://host:port.
 type EventsConfig struct {
 	URL string `yaml:"url"`
+	// SyncInterval is how often the store consumer makes appended events
+	// durable and acknowledges their bus batches (embedded engine). Longer
+	// means fewer, larger files and less merging, and a longer replay after
+	// a crash.
+	SyncInterval Duration `yaml:"sync_interval"`
 }
 
 // TenantsConfig configures tenancy.
@@ -158,6 +163,7 @@ func Default() Config {
 		},
 		RELP:    RELPConfig{Addr: "127.0.0.1:2514"},
 		NATS:    NATSConfig{Replicas: 1, MaxBytes: 10 << 30, MaxAge: Duration(7 * 24 * time.Hour)},
+		Events:  EventsConfig{SyncInterval: Duration(2 * time.Second)},
 		Tenants: TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
 		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:     LogConfig{Level: "info"},

@@ -92,7 +92,7 @@ func (p *Persister) Run(ctx context.Context) error {
 		p.Workers = 4
 	}
 	if p.SyncEvery <= 0 {
-		p.SyncEvery = 500 * time.Millisecond
+		p.SyncEvery = 2 * time.Second
 	}
 	app, group := p.Store.(store.Appender)
 	opts := p.consumeOptions()

@@ -101,7 +101,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	// published; it runs until the pipeline has drained.
 	pm := persist.NewMetrics(reg)
 	pm.NoTenantLabel = !cfg.Metrics.TenantLabels
-	pers := &persist.Persister{Bus: b, Store: events, Logger: log.With("component", "persist"), Metrics: pm}
+	pers := &persist.Persister{Bus: b, Store: events, Logger: log.With("component", "persist"), Metrics: pm, SyncEvery: cfg.Events.SyncInterval.D()}
 	if err := pers.Ensure(ctx); err != nil {
 		return err
 	}

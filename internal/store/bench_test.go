@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/event"
+	"github.com/mamori-soc/mamori/internal/ingest/parse"
 	"github.com/mamori-soc/mamori/internal/store/vltest"
 )
 
@@ -250,4 +251,67 @@ func BenchmarkVictoriaLogsWrite(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkEmbeddedAppendSSHD is the events store alone under the shape of
+// `mamori bench ingest`: the same sshd lines, parsed by the real parser
+// beforehand, appended in bus-sized batches by two writers while a third
+// goroutine makes them durable every 2 s (the persister's default). Its
+// events/s is the ceiling of the end-to-end rate on the same machine.
+func BenchmarkEmbeddedAppendSSHD(b *testing.B) {
+	const batch, writers, pool = 300, 2, 100_000
+	p := parse.New()
+	now := time.Now()
+	gen := event.NewIDGen()
+	evs := make([]*event.Event, pool)
+	for i := range evs {
+		msg := fmt.Sprintf("<38>1 %s fw-%02d.example.net sshd %d - [meta seq=\"%d\" run=\"bench\"] Failed password for invalid user admin%d from 198.51.100.%d port %d ssh2",
+			now.UTC().Format("2006-01-02T15:04:05.000000Z07:00"), i%50, 1000+i%300, i, i%97, i%254+1, 1024+i%60000)
+		e := &event.Event{ID: gen.Next(), Tenant: "acme", Source: "syslog-tcp", Ingested: now}
+		p.Parse([]byte(msg), e)
+		evs[i] = e
+	}
+	s := openTestEmbedded(b, b.TempDir(), EmbeddedOptions{Logger: slog.New(slog.DiscardHandler)})
+	defer s.Close()
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var syncWG sync.WaitGroup
+	syncWG.Go(func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := s.Sync(ctx); err != nil {
+					b.Error(err)
+				}
+			}
+		}
+	})
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := w; i < b.N; i += writers {
+				off := i * batch % pool
+				if err := s.Append(ctx, evs[off:min(off+batch, pool)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	syncWG.Wait()
+	if err := s.Sync(ctx); err != nil {
+		b.Fatal(err)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "events/s")
+	b.ReportMetric(float64(len(evs[0].Fields)), "fields/event")
 }
