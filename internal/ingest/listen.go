@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/ingest/framing"
@@ -38,7 +40,25 @@ type Listeners struct {
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns map[net.Conn]*connState
+}
+
+// connState is what shutdown needs to know of an open stream connection.
+type connState struct {
+	read atomic.Int64 // bytes read so far
+}
+
+// countingReader counts what a connection's reader consumed, so that a
+// draining shutdown can tell a sender still delivering from an idle one.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func (l *Listeners) logger() *slog.Logger {
@@ -160,7 +180,7 @@ func (l *Listeners) ServeUDP(ctx context.Context, pc net.PacketConn, tenant stri
 func (l *Listeners) ServeStream(ctx context.Context, ln net.Listener, source, tenant string) error {
 	l.mu.Lock()
 	if l.conns == nil {
-		l.conns = map[net.Conn]struct{}{}
+		l.conns = map[net.Conn]*connState{}
 	}
 	l.mu.Unlock()
 	go func() { <-ctx.Done(); _ = ln.Close() }()
@@ -180,37 +200,62 @@ func (l *Listeners) ServeStream(ctx context.Context, ln net.Listener, source, te
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			l.track(c, true)
-			defer l.track(c, false)
-			l.serveConn(ctx, c, source, tenant)
+			st := l.track(c)
+			defer l.untrack(c)
+			l.serveConn(ctx, c, st, source, tenant)
 		}()
 	}
 	return nil
 }
 
-func (l *Listeners) track(c net.Conn, add bool) {
+func (l *Listeners) track(c net.Conn) *connState {
+	st := &connState{}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if add {
-		l.conns[c] = struct{}{}
-	} else {
-		delete(l.conns, c)
-	}
+	l.conns[c] = st
+	return st
 }
+
+func (l *Listeners) untrack(c net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.conns, c)
+}
+
+// drainIdle is how long a connection may deliver nothing before a draining
+// shutdown closes it.
+const drainIdle = 500 * time.Millisecond
 
 // CloseConns closes every open stream connection (at shutdown, after the
 // listeners stopped accepting) and waits for their handlers to submit what
-// they read.
-func (l *Listeners) CloseConns() {
-	l.mu.Lock()
-	for c := range l.conns {
-		_ = c.SetReadDeadline(time.Now())
+// they read. It drains first: syslog over TCP has no acknowledgement, so
+// what a sender wrote before the shutdown may still sit in the socket
+// buffer. A connection that keeps delivering is read until it ends or grace
+// has passed; one that is idle for drainIdle is closed at once.
+func (l *Listeners) CloseConns(grace time.Duration) {
+	deadline := time.Now().Add(grace)
+	seen := map[net.Conn]int64{}
+	for {
+		now := time.Now()
+		l.mu.Lock()
+		open := len(l.conns)
+		for c, st := range l.conns {
+			n := st.read.Load()
+			if prev, ok := seen[c]; ok && prev == n || !now.Before(deadline) {
+				_ = c.SetReadDeadline(now)
+			}
+			seen[c] = n
+		}
+		l.mu.Unlock()
+		if open == 0 || !now.Before(deadline) {
+			break
+		}
+		time.Sleep(min(drainIdle, time.Until(deadline)))
 	}
-	l.mu.Unlock()
 	l.wg.Wait()
 }
 
-func (l *Listeners) serveConn(ctx context.Context, c net.Conn, source, listenerTenant string) {
+func (l *Listeners) serveConn(ctx context.Context, c net.Conn, st *connState, source, listenerTenant string) {
 	log := l.logger().With("component", "ingest", "source", source, "remote", c.RemoteAddr().String())
 	defer c.Close()
 	if l.Metrics != nil {
@@ -243,7 +288,7 @@ func (l *Listeners) serveConn(ctx context.Context, c net.Conn, source, listenerT
 	}
 	ch := newChunker(l.Pipeline, Origin{Tenant: tenant, Source: source}, max(l.ChunkFrames, 1), l.ChunkWait, ctx)
 	defer ch.close()
-	r := framing.NewReader(c, l.MaxFrame)
+	r := framing.NewReader(countingReader{c, &st.read}, l.MaxFrame)
 	for {
 		frame, err := r.Next()
 		if len(frame) > 0 {

@@ -258,7 +258,8 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	defer cancel()
 	stopListeners()
 	_ = hs.Shutdown(sctx)
-	lis.CloseConns()
+	// Senders still delivering get a few seconds to finish.
+	lis.CloseConns(10 * time.Second)
 	lwg.Wait()
 	if err := pipe.Close(sctx); err != nil {
 		log.Error("shutdown", "err", err)
