@@ -379,3 +379,8 @@ func (d *DB) Mappings(ctx context.Context) ([]Mapping, error) {
 	}
 	return out, rows.Err()
 }
+
+// SQL returns the underlying database, for domain packages that keep their
+// own tables in the same file (intel, alerts). They create their tables
+// themselves, with IF NOT EXISTS.
+func (d *DB) SQL() *sql.DB { return d.db }
