@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"github.com/mamori-soc/mamori/internal/alert"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -41,9 +42,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Server is the HTTP API.
 type Server struct {
-	State      *state.DB
-	Store      store.Store
-	Pipeline   *ingest.Pipeline
+	State    *state.DB
+	Store    store.Store
+	Pipeline *ingest.Pipeline
+	// Alerts is nil when detection does not run (the alert endpoints answer 503).
+	Alerts     *alert.Store
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Metrics    *Metrics
@@ -81,6 +84,13 @@ var Routes = []Route{
 	{"POST", "/api/v1/tenants/{name}/tokens", "Create an ingest or read token for a tenant (admin).", false, func(s *Server) http.HandlerFunc { return s.createToken }},
 	{"GET", "/api/v1/tenants/{name}/sources", "List a tenant's source mappings (admin).", false, func(s *Server) http.HandlerFunc { return s.listSources }},
 	{"POST", "/api/v1/tenants/{name}/sources", "Map a CIDR or TLS certificate subject to a tenant (admin).", false, func(s *Server) http.HandlerFunc { return s.addSource }},
+	{"GET", "/api/v1/alerts", "List alerts (tenant, severity, min_severity, status, rule, kind, since, limit).", false, func(s *Server) http.HandlerFunc { return s.listAlerts }},
+	{"GET", "/api/v1/alerts/stream", "New and updated alerts as server-sent events (tenant).", false, func(s *Server) http.HandlerFunc { return s.streamAlerts }},
+	{"GET", "/api/v1/alerts/{id}", "One alert.", false, func(s *Server) http.HandlerFunc { return s.getAlert }},
+	{"PATCH", "/api/v1/alerts/{id}", "Set an alert's status: open, acknowledged, closed (admin).", false, func(s *Server) http.HandlerFunc { return s.patchAlert }},
+	{"GET", "/api/v1/exceptions", "List alert exceptions visible to the caller.", false, func(s *Server) http.HandlerFunc { return s.listExceptions }},
+	{"POST", "/api/v1/exceptions", "Add an exception: suppress a rule's alerts for a tenant, optionally where a field matches (admin).", false, func(s *Server) http.HandlerFunc { return s.addException }},
+	{"DELETE", "/api/v1/exceptions/{id}", "Remove an exception (admin).", false, func(s *Server) http.HandlerFunc { return s.deleteException }},
 	{"GET", "/api/v1/openapi.json", "This API's OpenAPI document.", false, func(s *Server) http.HandlerFunc { return s.openapi }},
 }
 
