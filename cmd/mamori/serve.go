@@ -39,6 +39,10 @@ func loadConfig(cmd *cobra.Command, path string, flagCfg *config.Config) (config
 		c.Syslog.MaxFrame = flagCfg.Syslog.MaxFrame
 		c.SetOrigin("syslog.max_frame", "flag")
 	}
+	if cmd.Flags().Changed("rules") {
+		c.Detect.Rules = flagCfg.Detect.Rules
+		c.SetOrigin("detect.rules", "flag")
+	}
 	if cmd.Flags().Changed("nats-replicas") {
 		c.NATS.Replicas = flagCfg.NATS.Replicas
 		c.SetOrigin("nats.replicas", "flag")
@@ -60,6 +64,7 @@ func addServerFlags(cmd *cobra.Command, f *config.Config, cfgPath *string) {
 	fl.StringVar(&f.NATS.URL, "nats", "", "external NATS cluster, e.g. nats://a:4222,nats://b:4222 (default: embedded)")
 	fl.IntVar(&f.NATS.Replicas, "nats-replicas", d.NATS.Replicas, "stream replicas on an external cluster (MAMORI_NATS_REPLICAS)")
 	fl.StringVar(&f.Events.URL, "events", "", "events store: victorialogs://host:9428 (default: embedded engine)")
+	fl.StringSliceVar(&f.Detect.Rules, "rules", nil, "Sigma rule directory or file, e.g. a SigmaHQ checkout's rules/ (repeatable; MAMORI_DETECT_RULES)")
 	fl.Var(&f.Syslog.MaxFrame, "max-frame", "largest syslog frame (MAMORI_SYSLOG_MAX_FRAME)")
 	fl.StringVar(&f.Log.Level, "log-level", d.Log.Level, "debug, info, warn, error (MAMORI_LOG_LEVEL)")
 }
@@ -72,6 +77,7 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the all-in-one server (embedded NATS, event engine and SQLite)",
 		Example: `  mamori serve
   mamori serve --data /var/lib/mamori --http 0.0.0.0:8080
+  mamori serve --rules ./sigma/rules --rules ./sigma/rules-emerging-threats
   mamori serve --events victorialogs://10.0.0.5:9428 --nats nats://a:4222,nats://b:4222,nats://c:4222 --nats-replicas 3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"github.com/mamori-soc/mamori/internal/alert"
+	"github.com/mamori-soc/mamori/internal/detect"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -46,7 +47,9 @@ type Server struct {
 	Store    store.Store
 	Pipeline *ingest.Pipeline
 	// Alerts is nil when detection does not run (the alert endpoints answer 503).
-	Alerts     *alert.Store
+	Alerts *alert.Store
+	// Detect is nil when detection does not run.
+	Detect     *detect.Engine
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Metrics    *Metrics
@@ -88,6 +91,8 @@ var Routes = []Route{
 	{"GET", "/api/v1/alerts/stream", "New and updated alerts as server-sent events (tenant).", false, func(s *Server) http.HandlerFunc { return s.streamAlerts }},
 	{"GET", "/api/v1/alerts/{id}", "One alert.", false, func(s *Server) http.HandlerFunc { return s.getAlert }},
 	{"PATCH", "/api/v1/alerts/{id}", "Set an alert's status: open, acknowledged, closed (admin).", false, func(s *Server) http.HandlerFunc { return s.patchAlert }},
+	{"GET", "/api/v1/rules", "The loaded rule set: counts, rules skipped with file and reason.", false, func(s *Server) http.HandlerFunc { return s.getRules }},
+	{"POST", "/api/v1/rules/reload", "Recompile the rules from their sources and swap them in (admin).", false, func(s *Server) http.HandlerFunc { return s.reloadRules }},
 	{"GET", "/api/v1/exceptions", "List alert exceptions visible to the caller.", false, func(s *Server) http.HandlerFunc { return s.listExceptions }},
 	{"POST", "/api/v1/exceptions", "Add an exception: suppress a rule's alerts for a tenant, optionally where a field matches (admin).", false, func(s *Server) http.HandlerFunc { return s.addException }},
 	{"DELETE", "/api/v1/exceptions/{id}", "Remove an exception (admin).", false, func(s *Server) http.HandlerFunc { return s.deleteException }},

@@ -25,6 +25,7 @@ type Config struct {
 	RELP    RELPConfig    `yaml:"relp"`
 	NATS    NATSConfig    `yaml:"nats"`
 	Events  EventsConfig  `yaml:"events"`
+	Detect  DetectConfig  `yaml:"detect"`
 	Tenants TenantsConfig `yaml:"tenants"`
 	Auth    AuthConfig    `yaml:"auth"`
 	Ingest  IngestConfig  `yaml:"ingest"`
@@ -109,6 +110,38 @@ type EventsConfig struct {
 	SyncInterval Duration `yaml:"sync_interval"`
 }
 
+// DetectConfig configures the detection engine.
+type DetectConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Rules are Sigma rule directories or files (e.g. a SigmaHQ checkout's
+	// rules/ directory), loaded as published.
+	Rules []string `yaml:"rules"`
+	// Builtin loads Mamori's own threshold rules (brute force, port scan,
+	// mail fan-out).
+	Builtin bool `yaml:"builtin"`
+	Workers int  `yaml:"workers"`
+	// DedupWindow: the same rule on the same entity within it updates one alert.
+	DedupWindow Duration `yaml:"dedup_window"`
+	// RetroHunt is how far back a new indicator is hunted in stored events.
+	RetroHunt Duration `yaml:"retro_hunt"`
+	// Placeholders fill Sigma's expand modifier, e.g. DomainControllers: [dc1, dc2].
+	Placeholders map[string][]string `yaml:"placeholders"`
+	// DisabledRules are rule ids that never run.
+	DisabledRules []string `yaml:"disabled_rules"`
+	// Tenants overrides per tenant.
+	Tenants map[string]TenantDetectConfig `yaml:"tenants"`
+	// Anomaly turns the volume baselines on.
+	Anomaly bool `yaml:"anomaly"`
+}
+
+// TenantDetectConfig is one tenant's detection override.
+type TenantDetectConfig struct {
+	// Builtin, when set, turns Mamori's own rules on or off for the tenant.
+	Builtin *bool `yaml:"builtin"`
+	// DisabledRules are rule ids that do not run for the tenant.
+	DisabledRules []string `yaml:"disabled_rules"`
+}
+
 // TenantsConfig configures tenancy.
 type TenantsConfig struct {
 	// Default receives traffic no mapping claims; empty with RejectUnmapped rejects it.
@@ -161,9 +194,11 @@ func Default() Config {
 			MaxFrame:  64 << 10,
 			UDPBuffer: 8 << 20,
 		},
-		RELP:    RELPConfig{Addr: "127.0.0.1:2514"},
-		NATS:    NATSConfig{Replicas: 1, MaxBytes: 10 << 30, MaxAge: Duration(7 * 24 * time.Hour)},
-		Events:  EventsConfig{SyncInterval: Duration(2 * time.Second)},
+		RELP:   RELPConfig{Addr: "127.0.0.1:2514"},
+		NATS:   NATSConfig{Replicas: 1, MaxBytes: 10 << 30, MaxAge: Duration(7 * 24 * time.Hour)},
+		Events: EventsConfig{SyncInterval: Duration(2 * time.Second)},
+		Detect: DetectConfig{Enabled: true, Builtin: true, Workers: 2, DedupWindow: Duration(time.Hour),
+			RetroHunt: Duration(30 * 24 * time.Hour), Anomaly: true},
 		Tenants: TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
 		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:     LogConfig{Level: "info"},
@@ -307,6 +342,13 @@ func setValue(f reflect.Value, s string) error {
 			return fmt.Errorf("not an integer: %q", s)
 		}
 		*p = n
+	case *[]string:
+		*p = nil
+		for _, v := range strings.Split(s, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*p = append(*p, v)
+			}
+		}
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

@@ -105,6 +105,16 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	if err := pers.Ensure(ctx); err != nil {
 		return err
 	}
+	// Detection: its consumer also exists before anything is published.
+	det, err := openDetection(ctx, cfg, st, b, reg, log)
+	if err != nil {
+		return err
+	}
+	if det != nil {
+		det.start(ctx)
+		defer det.close()
+	}
+
 	pctx, stopPersist := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPersist()
 	var pwg sync.WaitGroup
@@ -229,6 +239,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 			}
 			return events.Query(ctx, []string{ts[0].Name}, time.Now().Add(-time.Minute), time.Now(), "* | limit 1", func(store.Row) error { return nil })
 		}}
+	if det != nil {
+		apiSrv.Alerts, apiSrv.Detect = det.alerts, det.engine
+	}
 	hln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return bindErr("HTTP API", cfg.HTTP.Addr, "http.addr", err)
@@ -272,6 +285,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	stopPersist()
 	pwg.Wait()
+	if det != nil {
+		det.close()
+	}
 	_ = os.Remove(filepath.Join(cfg.Data, "run", "addresses.json"))
 	log.Info("shutdown complete")
 	return nil

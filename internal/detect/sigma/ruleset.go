@@ -1,0 +1,559 @@
+package sigma
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/mamori-soc/mamori/internal/event"
+)
+
+// Ruleset is a compiled, immutable rule set. Safe for concurrent use.
+type Ruleset struct {
+	rules    []*Rule
+	crules   []*crule
+	corr     []CorrelationDoc
+	warnings []Warning
+	stats    Stats
+	// byProduct → byCategory → byService → buckets (one per variant key).
+	tree     map[string]map[string]map[string][]*bucket
+	patRules [][]int32 // global pattern id → compiled rule indices
+	ruleIdx  map[*Rule]int
+	pool     sync.Pool
+}
+
+// Stats describes what a load produced.
+type Stats struct {
+	Files        int
+	Loaded       int // rules compiled (active + dormant)
+	Active       int // rules that some event can reach
+	Skipped      int // rules that could not compile (see the LoadErrors)
+	Dormant      int // compiled, but no event carries their logsource
+	Correlations int
+	Warnings     int
+	Buckets      int
+	Patterns     int // literals in the automatons
+	AlwaysEval   int // compiled rules without a necessary literal (always evaluated in their bucket)
+	IndexBytes   int // size of the automatons' tables
+	// ByLogsource counts loaded rules per "product/category/service";
+	// DormantByLogsource the dormant ones.
+	ByLogsource        map[string]int
+	DormantByLogsource map[string]int
+}
+
+// crule is a rule compiled for one bucket (logsource + variant).
+type crule struct {
+	rule     *Rule
+	ridx     int32
+	searches []search
+	cond     *cnode
+	bk       *bucket
+}
+
+type bucket struct {
+	ls      Logsource
+	variant string
+	rules   []int32 // all compiled rules of the bucket
+	always  []int32 // those without a necessary literal
+	fields  []fieldIndex
+	kw      *automaton // keyword literals, over the keyword haystacks
+}
+
+type fieldIndex struct {
+	name string
+	ac   *automaton
+}
+
+// kwField names the keyword haystacks in need sets.
+const kwField = "\x00keywords"
+
+// need is a literal that occurs in the field's lower-cased value whenever
+// the rule matches (one of a set of needs must occur).
+type need struct{ field, lit string }
+
+func (b *builder) build() (*Ruleset, []*LoadError) {
+	rs := &Ruleset{
+		rules: b.rules, corr: b.corr, warnings: b.warnings,
+		tree:    map[string]map[string]map[string][]*bucket{},
+		ruleIdx: make(map[*Rule]int, len(b.rules)),
+	}
+	st := &rs.stats
+	st.Files, st.Skipped, st.Correlations, st.Warnings = b.files, b.skipped, len(b.corr), len(b.warnings)
+	st.ByLogsource, st.DormantByLogsource = map[string]int{}, map[string]int{}
+	type bkey struct {
+		ls      Logsource
+		variant string
+	}
+	buckets := map[bkey]*bucket{}
+	var order []*bucket
+	for i, r := range b.rules {
+		rs.ruleIdx[r] = i
+		ls := r.Logsource
+		key := ls.String()
+		st.Loaded++
+		st.ByLogsource[key]++
+		if !live(ls) {
+			r.Dormant = true
+			st.Dormant++
+			st.DormantByLogsource[key]++
+			continue
+		}
+		st.Active++
+		for _, v := range variants(ls) {
+			k := bkey{Logsource{Product: ls.Product, Category: ls.Category, Service: ls.Service}, v}
+			bk := buckets[k]
+			if bk == nil {
+				bk = &bucket{ls: k.ls, variant: v}
+				buckets[k] = bk
+				order = append(order, bk)
+			}
+			cr := &crule{rule: r, ridx: int32(i), searches: bind(b.dets[i].searches, ls, v), cond: b.dets[i].cond, bk: bk}
+			bk.rules = append(bk.rules, int32(len(rs.crules)))
+			rs.crules = append(rs.crules, cr)
+		}
+	}
+	for _, bk := range order {
+		rs.index(bk)
+		p := rs.tree[bk.ls.Product]
+		if p == nil {
+			p = map[string]map[string][]*bucket{}
+			rs.tree[bk.ls.Product] = p
+		}
+		c := p[bk.ls.Category]
+		if c == nil {
+			c = map[string][]*bucket{}
+			p[bk.ls.Category] = c
+		}
+		c[bk.ls.Service] = append(c[bk.ls.Service], bk)
+	}
+	st.Buckets = len(order)
+	st.Patterns = len(rs.patRules)
+	rs.pool.New = func() any {
+		return &evalCtx{mark: make([]uint32, len(rs.crules)), fired: make([]uint32, len(rs.rules))}
+	}
+	errs := b.errs
+	b.log.Info("sigma rules loaded", "files", st.Files, "loaded", st.Loaded, "active", st.Active,
+		"dormant", st.Dormant, "skipped", st.Skipped, "correlations", st.Correlations, "warnings", st.Warnings)
+	return rs, errs
+}
+
+// bind resolves Sigma field names to event fields for a logsource variant.
+func bind(ss []search, ls Logsource, variant string) []search {
+	out := make([]search, len(ss))
+	for i, s := range ss {
+		out[i] = search{name: s.name, alts: make([][]*item, len(s.alts))}
+		for j, alt := range s.alts {
+			na := make([]*item, len(alt))
+			for k, it := range alt {
+				c := *it
+				if c.field != "" {
+					c.names = mapField(ls, variant, c.field)
+				}
+				c.ms = make([]matcher, len(it.ms))
+				for m, x := range it.ms {
+					if fr, ok := x.(*fieldrefMatcher); ok {
+						cp := *fr
+						cp.other = mapField(ls, variant, fr.otherField)
+						x = &cp
+					}
+					c.ms[m] = x
+				}
+				na[k] = &c
+			}
+			out[i].alts[j] = na
+		}
+	}
+	return out
+}
+
+// index builds the bucket's automatons from each rule's best need set.
+func (rs *Ruleset) index(bk *bucket) {
+	perField := map[string]map[string]int32{} // field → literal → pattern id
+	for _, ri := range bk.rules {
+		cr := rs.crules[ri]
+		needs, ok := condNeeds(cr.cond, cr.searches)
+		if !ok {
+			bk.always = append(bk.always, ri)
+			rs.stats.AlwaysEval++
+			continue
+		}
+		for _, n := range needs {
+			lits := perField[n.field]
+			if lits == nil {
+				lits = map[string]int32{}
+				perField[n.field] = lits
+			}
+			pid, ok := lits[n.lit]
+			if !ok {
+				pid = int32(len(rs.patRules))
+				rs.patRules = append(rs.patRules, nil)
+				lits[n.lit] = pid
+			}
+			if l := rs.patRules[pid]; len(l) == 0 || l[len(l)-1] != ri {
+				rs.patRules[pid] = append(l, ri)
+			}
+		}
+	}
+	fields := make([]string, 0, len(perField))
+	for f := range perField {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	for _, f := range fields {
+		lits := perField[f]
+		pats := make([]string, 0, len(lits))
+		for l := range lits {
+			pats = append(pats, l)
+		}
+		sort.Strings(pats)
+		ids := make([]int32, len(pats))
+		for i, p := range pats {
+			ids[i] = lits[p]
+		}
+		ac := newAutomaton(pats, ids)
+		rs.stats.IndexBytes += ac.size()
+		if f == kwField {
+			bk.kw = ac
+		} else {
+			bk.fields = append(bk.fields, fieldIndex{name: f, ac: ac})
+		}
+	}
+}
+
+// minNeedLen: shorter literals occur in almost every value and would make
+// the rule a candidate anyway; such a rule is better left "always".
+const minNeedLen = 2
+
+// rareByte: a one-character literal is still worth indexing when it is
+// punctuation that rarely occurs (a backtick, a caret), as regexps for
+// obfuscation often require.
+func rareByte(lit string) bool {
+	return len(lit) == 1 && strings.IndexByte("`^~|{}<>$&;!@#%*+=?'\"[]", lit[0]) >= 0
+}
+
+// condNeeds returns a set of needs one of which occurs whenever the
+// condition is true, or ok=false when no such set is known.
+func condNeeds(n *cnode, ss []search) ([]need, bool) {
+	switch n.op {
+	case cSearch:
+		return searchNeeds(&ss[n.search])
+	case cAnd:
+		var best []need
+		found := false
+		for _, k := range n.kids {
+			if ns, ok := condNeeds(k, ss); ok && (!found || better(ns, best)) {
+				best, found = ns, true
+			}
+		}
+		return best, found
+	case cOr, cAtLeast:
+		var all []need
+		for _, k := range n.kids {
+			ns, ok := condNeeds(k, ss)
+			if !ok {
+				return nil, false
+			}
+			all = append(all, ns...)
+		}
+		return all, true
+	}
+	return nil, false // not: nothing is necessary
+}
+
+func searchNeeds(s *search) ([]need, bool) {
+	var all []need
+	for _, alt := range s.alts {
+		var best []need
+		found := false
+		for _, it := range alt {
+			if ns, ok := itemNeeds(it); ok && (!found || better(ns, best)) {
+				best, found = ns, true
+			}
+		}
+		if !found {
+			return nil, false
+		}
+		all = append(all, best...)
+	}
+	return all, true
+}
+
+func itemNeeds(it *item) ([]need, bool) {
+	fields := it.names
+	if it.field == "" {
+		fields = []string{kwField}
+	}
+	var all []need
+	var bestAll []need
+	foundAll := false
+	for _, m := range it.ms {
+		if mm, isMulti := m.(*multiMatcher); isMulti { // only in OR items
+			for _, lit := range mm.needs() {
+				if len(lit) < minNeedLen {
+					return nil, false
+				}
+				for _, f := range fields {
+					all = append(all, need{field: f, lit: lit})
+				}
+			}
+			continue
+		}
+		lit, ok := m.need()
+		ok = ok && (len(lit) >= minNeedLen || rareByte(lit))
+		if !it.all && !ok {
+			return nil, false
+		}
+		if !ok {
+			continue
+		}
+		ns := make([]need, len(fields))
+		for i, f := range fields {
+			ns[i] = need{field: f, lit: lit}
+		}
+		if it.all {
+			if !foundAll || better(ns, bestAll) {
+				bestAll, foundAll = ns, true
+			}
+			continue
+		}
+		all = append(all, ns...)
+	}
+	if it.all {
+		return bestAll, foundAll
+	}
+	return all, len(all) > 0
+}
+
+// better prefers need sets whose shortest literal is longer (fewer false
+// candidates), then fewer literals, then fields over keyword haystacks.
+func better(a, b []need) bool {
+	sa, sb := needScore(a), needScore(b)
+	if sa != sb {
+		return sa > sb
+	}
+	return len(a) < len(b)
+}
+
+func needScore(ns []need) int {
+	m := 1 << 30
+	for _, n := range ns {
+		l := min(len(n.lit), 12)
+		if n.field == kwField {
+			l -= 4
+		}
+		m = min(m, l)
+	}
+	return m
+}
+
+// Rules returns every loaded rule (dormant ones too), in load order.
+func (rs *Ruleset) Rules() []*Rule { return slices.Clone(rs.rules) }
+
+// Correlations returns the correlation documents, raw.
+func (rs *Ruleset) Correlations() []CorrelationDoc { return slices.Clone(rs.corr) }
+
+// Warnings returns the load warnings.
+func (rs *Ruleset) Warnings() []Warning { return slices.Clone(rs.warnings) }
+
+// Stats returns counts of the load.
+func (rs *Ruleset) Stats() Stats { return rs.stats }
+
+// Match calls fn once for every rule that matches the event.
+func (rs *Ruleset) Match(e *event.Event, fn func(*Rule)) {
+	rs.match(e, fn, false)
+}
+
+func (rs *Ruleset) getCtx(e *event.Event) *evalCtx {
+	c := rs.pool.Get().(*evalCtx)
+	c.reset(e)
+	return c
+}
+
+func (rs *Ruleset) match(e *event.Event, fn func(*Rule), unindexed bool) {
+	if len(rs.crules) == 0 {
+		return
+	}
+	c := rs.getCtx(e)
+	defer rs.pool.Put(c)
+	var src sources
+	route(e, &src)
+	rs.eachBucket(&src, func(bk *bucket) {
+		if unindexed {
+			rs.evalAll(c, bk.rules, fn)
+			return
+		}
+		rs.evalBucket(c, bk, fn)
+	})
+	c.e = nil
+}
+
+// eachBucket visits the buckets whose logsource the event carries.
+func (rs *Ruleset) eachBucket(src *sources, fn func(*bucket)) {
+	for pi := -1; pi < src.np; pi++ {
+		p := ""
+		if pi >= 0 {
+			p = src.prods[pi]
+		}
+		pm := rs.tree[p]
+		if pm == nil {
+			continue
+		}
+		for ci := -1; ci < src.nc; ci++ {
+			cat, variant := "", ""
+			if ci >= 0 {
+				cat, variant = src.cats[ci].cat, src.cats[ci].variant
+			}
+			cm := pm[cat]
+			if cm == nil {
+				continue
+			}
+			for si := -1; si < src.ns; si++ {
+				s := ""
+				if si >= 0 {
+					s = src.svcs[si]
+				}
+				for _, bk := range cm[s] {
+					if bk.variant == variant {
+						fn(bk)
+					}
+				}
+			}
+		}
+	}
+}
+
+func (c *evalCtx) nextMark() uint32 {
+	c.markGen++
+	if c.markGen == 0 {
+		clear(c.mark)
+		c.markGen = 1
+	}
+	return c.markGen
+}
+
+func (rs *Ruleset) evalBucket(c *evalCtx, bk *bucket, fn func(*Rule)) {
+	g := c.nextMark()
+	c.cand = c.cand[:0]
+	c.hits = c.hits[:0]
+	// Both lists are sorted by name: walk them together.
+	ef, bf := c.e.Fields, bk.fields
+	for i, j := 0, 0; i < len(ef) && j < len(bf); {
+		switch {
+		case ef[i].Name < bf[j].name:
+			i++
+		case ef[i].Name > bf[j].name:
+			j++
+		default:
+			c.scan(bf[j].ac, val{raw: ef[i].Value, slot: i})
+			i++
+			j++
+		}
+	}
+	if bk.kw != nil {
+		c.haystacks(func(v val) bool {
+			c.scan(bk.kw, v)
+			return false
+		})
+	}
+	for _, pid := range c.hits {
+		for _, ri := range rs.patRules[pid] {
+			if c.mark[ri] != g {
+				c.mark[ri] = g
+				c.cand = append(c.cand, ri)
+			}
+		}
+	}
+	c.cand = append(c.cand, bk.always...)
+	slices.Sort(c.cand) // deterministic order: load order
+	rs.evalAll(c, c.cand, fn)
+}
+
+// scan runs an automaton over a value, lowering it first only when it is
+// not ASCII (the automaton folds ASCII case itself).
+func (c *evalCtx) scan(a *automaton, v val) {
+	n := len(c.hits)
+	hits, ok := a.scan(v.raw, c.hits)
+	if !ok {
+		hits = a.scanLower(c.lower(v), hits[:n])
+	}
+	c.hits = hits
+}
+
+func (rs *Ruleset) evalAll(c *evalCtx, idx []int32, fn func(*Rule)) {
+	for _, ri := range idx {
+		cr := rs.crules[ri]
+		if c.fired[cr.ridx] == c.gen {
+			continue
+		}
+		if cr.cond.eval(c, cr.searches) {
+			c.fired[cr.ridx] = c.gen
+			fn(cr.rule)
+		}
+	}
+}
+
+// matchUnindexed checks every compiled rule of the event's buckets one by
+// one, without the automatons: the baseline of the benchmark and the
+// reference of the differential test.
+func (rs *Ruleset) matchUnindexed(e *event.Event, fn func(*Rule)) { rs.match(e, fn, true) }
+
+// matchNaive checks every loaded rule one by one: does its logsource
+// apply to the event, then its full condition. The baseline of the
+// benchmark; it must agree with Match.
+func (rs *Ruleset) matchNaive(e *event.Event, fn func(*Rule)) {
+	c := rs.getCtx(e)
+	defer rs.pool.Put(c)
+	var src sources
+	route(e, &src)
+	for ri := range rs.crules {
+		cr := rs.crules[ri]
+		if c.fired[cr.ridx] != c.gen && src.covers(cr.bk) && cr.cond.eval(c, cr.searches) {
+			c.fired[cr.ridx] = c.gen
+			fn(cr.rule)
+		}
+	}
+	c.e = nil
+}
+
+// covers reports whether the event's logsources include the bucket's.
+func (s *sources) covers(bk *bucket) bool {
+	ok := bk.ls.Product == ""
+	for i := 0; i < s.np && !ok; i++ {
+		ok = s.prods[i] == bk.ls.Product
+	}
+	if !ok {
+		return false
+	}
+	ok = bk.ls.Category == "" && bk.variant == ""
+	for i := 0; i < s.nc && !ok; i++ {
+		ok = s.cats[i].cat == bk.ls.Category && s.cats[i].variant == bk.variant
+	}
+	if !ok {
+		return false
+	}
+	ok = bk.ls.Service == ""
+	for i := 0; i < s.ns && !ok; i++ {
+		ok = s.svcs[i] == bk.ls.Service
+	}
+	return ok
+}
+
+// Lookup returns the value of a Sigma field name of rule r in event e, with
+// the field mapping r uses on that event (for correlation group-by).
+func (rs *Ruleset) Lookup(e *event.Event, r *Rule, sigmaField string) (string, bool) {
+	var src sources
+	route(e, &src)
+	variant := ""
+	for i := 0; i < src.nc; i++ {
+		if src.cats[i].cat == r.Logsource.Category && src.cats[i].variant != "" {
+			variant = src.cats[i].variant
+		}
+	}
+	for _, n := range mapField(r.Logsource, variant, sigmaField) {
+		if v, ok := e.Get(n); ok {
+			return v, true
+		}
+	}
+	return "", false
+}

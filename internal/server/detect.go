@@ -1,0 +1,182 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/mamori-soc/mamori/internal/alert"
+	"github.com/mamori-soc/mamori/internal/bus"
+	"github.com/mamori-soc/mamori/internal/config"
+	"github.com/mamori-soc/mamori/internal/detect"
+	"github.com/mamori-soc/mamori/internal/detect/anomaly"
+	"github.com/mamori-soc/mamori/internal/state"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// detection is the running detection engine and what it owns.
+type detection struct {
+	engine  *detect.Engine
+	alerts  *alert.Store
+	anomaly *anomaly.Detector
+	db      *sql.DB
+	log     *slog.Logger
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closed  sync.Once
+}
+
+// policy turns the config's per-tenant overrides into a rule policy.
+func policy(c config.DetectConfig) detect.Policy {
+	if len(c.DisabledRules) == 0 && len(c.Tenants) == 0 {
+		return nil
+	}
+	return func(tenant, ruleID string, builtin bool) bool {
+		if slices.Contains(c.DisabledRules, ruleID) {
+			return false
+		}
+		tc, ok := c.Tenants[tenant]
+		if !ok {
+			return true
+		}
+		if builtin && tc.Builtin != nil && !*tc.Builtin {
+			return false
+		}
+		return !slices.Contains(tc.DisabledRules, ruleID)
+	}
+}
+
+// openDetection prepares alerts and rules and creates the bus consumer
+// (before any listener opens, as with the persister).
+func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.Bus, reg prometheus.Registerer, log *slog.Logger) (*detection, error) {
+	if !cfg.Detect.Enabled {
+		return nil, nil
+	}
+	dlog := log.With("component", "detect")
+	alerts, err := alert.Open(ctx, st.SQL(), alert.Options{Window: cfg.Detect.DedupWindow.D(), Logger: dlog})
+	if err != nil {
+		return nil, err
+	}
+	d := &detection{alerts: alerts, db: st.SQL(), log: dlog}
+	d.engine = detect.New(b, alerts, detect.Options{
+		RuleSources: cfg.Detect.Rules, Builtin: cfg.Detect.Builtin, Placeholders: cfg.Detect.Placeholders,
+		Policy: policy(cfg.Detect), Workers: cfg.Detect.Workers, Logger: dlog, Metrics: detect.NewMetrics(reg),
+	})
+	if _, err := d.engine.Load(); err != nil && !errors.Is(err, detect.ErrNoRules) {
+		return nil, err
+	}
+	if cfg.Detect.Anomaly {
+		an, err := anomaly.New(anomaly.Config{Streams: anomaly.DefaultStreams(), Logger: dlog})
+		if err != nil {
+			return nil, fmt.Errorf("anomaly: %w", err)
+		}
+		if err := d.restoreBaselines(ctx, an); err != nil {
+			dlog.Warn("baselines not restored; they learn again", "err", err)
+		}
+		d.anomaly = an
+		d.engine.SetAnomaly(an)
+	}
+	if err := d.engine.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+const baselineKey = "anomaly.baselines"
+
+func (d *detection) ensureStateTable(ctx context.Context) error {
+	_, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS detect_state (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated INTEGER NOT NULL)`)
+	return err
+}
+
+func (d *detection) restoreBaselines(ctx context.Context, an *anomaly.Detector) error {
+	if err := d.ensureStateTable(ctx); err != nil {
+		return err
+	}
+	var body []byte
+	err := d.db.QueryRowContext(ctx, `SELECT body FROM detect_state WHERE name = ?`, baselineKey).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return an.Restore(body)
+}
+
+func (d *detection) saveBaselines(ctx context.Context) {
+	if d.anomaly == nil {
+		return
+	}
+	b, err := d.anomaly.Snapshot()
+	if err == nil {
+		_, err = d.db.ExecContext(ctx, `INSERT INTO detect_state (name, body, updated) VALUES (?, ?, ?)
+			ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated = excluded.updated`, baselineKey, b, time.Now().UnixNano())
+	}
+	if err != nil {
+		d.log.Warn("saving baselines failed", "err", err)
+	}
+}
+
+// start runs the consumer, the clock (correlation windows, baseline
+// minutes, baseline snapshots) and SIGHUP rule reloads.
+func (d *detection) start(ctx context.Context) {
+	ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
+	d.wg.Add(2)
+	go func() {
+		defer d.wg.Done()
+		if err := d.engine.Run(ctx); err != nil {
+			d.log.Error("detection consumer stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer d.wg.Done()
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		lastSave := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if _, err := d.engine.Load(); err != nil && !errors.Is(err, detect.ErrNoRules) {
+					d.log.Error("rule reload failed; the previous rules stay", "err", err)
+				}
+			case now := <-tick.C:
+				d.engine.Tick(now)
+				if err := d.engine.Advance(ctx, now); err != nil {
+					d.log.Error("baseline alerts", "err", err)
+				}
+				if now.Sub(lastSave) >= 5*time.Minute {
+					d.saveBaselines(ctx)
+					lastSave = now
+				}
+			}
+		}
+	}()
+}
+
+// close stops the engine after the bus drained and saves the baselines.
+func (d *detection) close() {
+	d.closed.Do(func() {
+		if d.stop != nil {
+			d.stop()
+		}
+		d.wg.Wait()
+		if err := d.alerts.Commit(context.Background()); err != nil {
+			d.log.Error("final alert commit", "err", err)
+		}
+		d.saveBaselines(context.Background())
+	})
+}

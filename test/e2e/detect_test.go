@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+type alertJSON struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	Kind   string `json:"kind"`
+	Rule   struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+	} `json:"rule"`
+	Severity string              `json:"severity"`
+	Status   string              `json:"status"`
+	Count    int                 `json:"count"`
+	Tags     []string            `json:"tags"`
+	Entities map[string][]string `json:"entities"`
+	EventIDs []string            `json:"event_ids"`
+	Retro    bool                `json:"retro"`
+	Details  map[string]string   `json:"details"`
+}
+
+func (s *server) alerts(q url.Values) []alertJSON {
+	s.t.Helper()
+	var r struct {
+		Alerts []alertJSON `json:"alerts"`
+	}
+	code, err := s.api("GET", "/api/v1/alerts?"+q.Encode(), "", nil, &r)
+	if err != nil || code != 200 {
+		s.t.Fatalf("GET /api/v1/alerts?%s: %d %v", q.Encode(), code, err)
+	}
+	return r.Alerts
+}
+
+// waitAlerts polls until the summed count of the alerts matching q reaches
+// want (or the deadline) and returns the alerts.
+func (s *server) waitAlerts(q url.Values, want int, d time.Duration) ([]alertJSON, int) {
+	s.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		as := s.alerts(q)
+		n := 0
+		for _, a := range as {
+			n += a.Count
+		}
+		if n >= want || time.Now().After(deadline) {
+			return as, n
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestBruteForceAlertAndStream: real sshd lines sent by logger become one
+// brute-force alert (Mamori's builtin correlation), delivered on the live
+// stream too; an exception then suppresses the next one.
+func TestBruteForceAlertAndStream(t *testing.T) {
+	need(t, "logger")
+	s := startServer(t, "")
+	// Subscribe before sending.
+	req, _ := http.NewRequest("GET", s.url("/api/v1/alerts/stream"), nil)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("stream content type %q", ct)
+	}
+	streamed := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				streamed <- d
+			}
+		}
+	}()
+	host, port := hostPort(t, s.addr.SyslogTCP)
+	send := func(ip string, n int) {
+		for i := 0; i < n; i++ {
+			run(t, t.Context(), "logger", "-n", host, "-P", port, "-T", "--rfc5424", "-t", "sshd", "-p", "auth.info",
+				fmt.Sprintf("Failed password for root from %s port %d ssh2", ip, 40000+i))
+		}
+	}
+	send("203.0.113.77", 12)
+	as, n := s.waitAlerts(url.Values{"kind": {"correlation"}, "rule": {"7fe89049-344a-4aef-9eb3-c0377981bf17"}}, 10, 20*time.Second)
+	if len(as) != 1 || n < 10 {
+		t.Fatalf("brute force by source: %d alerts, count %d; want 1 alert covering ≥ 10 events", len(as), n)
+	}
+	a := as[0]
+	if a.Tenant != "default" || a.Severity != "high" || a.Details["group.source.ip"] != "203.0.113.77" || len(a.EventIDs) < 10 {
+		t.Fatalf("alert: %+v", a)
+	}
+	if !contains(a.Tags, "attack.t1110") || !contains(a.Entities["ip"], "203.0.113.77") || !contains(a.Entities["user"], "root") {
+		t.Fatalf("alert tags/entities: %v %v", a.Tags, a.Entities)
+	}
+	// The covered events are searchable by their ids.
+	if got := s.waitCount("event.id:"+a.EventIDs[0], 1, 10*time.Second); got != 1 {
+		t.Fatalf("alert's event %s not searchable", a.EventIDs[0])
+	}
+	select {
+	case d := <-streamed:
+		if !strings.Contains(d, `"kind":"correlation"`) {
+			t.Fatalf("streamed: %s", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alert on the live stream")
+	}
+
+	// An exception for this source: the next burst is suppressed, not alerted.
+	code, err := s.api("POST", "/api/v1/exceptions", "", strings.NewReader(`{"rule_id":"7fe89049-344a-4aef-9eb3-c0377981bf17","field":"source.ip","op":"cidr","values":["198.51.100.0/24"],"comment":"scanner"}`), nil)
+	if err != nil || code != 201 {
+		t.Fatalf("add exception: %d %v", code, err)
+	}
+	send("198.51.100.9", 12)
+	sup, n := s.waitAlerts(url.Values{"status": {"suppressed"}}, 10, 20*time.Second)
+	if len(sup) != 1 || n < 10 || sup[0].Details["group.source.ip"] != "198.51.100.9" {
+		t.Fatalf("suppressed: %d alerts covering %d events: %+v", len(sup), n, sup)
+	}
+	if open := s.alerts(url.Values{"rule": {"7fe89049-344a-4aef-9eb3-c0377981bf17"}}); len(open) != 1 {
+		t.Fatalf("%d visible alerts for the rule, want only the first one", len(open))
+	}
+}
+
+// oracleErrata are regression rows whose expected count is lower than the
+// events that match by the Sigma specification (checked by hand; see
+// internal/detect/sigma's regression test).
+var oracleErrata = map[string]bool{
+	"0b9ad457-2554-44c1-82c2-d56a99c42377": true,
+	"8fbf3271-1ef6-4e94-8210-03c2317947f6": true,
+	"45e112d0-7759-4c2a-aa36-9f8fb79d3393": true,
+	"c7dcacd0-cc59-4004-b0a4-1d6cdebe6f3e": true,
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSigmaRegressionEndToEnd ingests SigmaHQ regression EVTX files with
+// `mamori ingest` into a server running the whole rule corpus, one tenant
+// per case, and checks each case's rule raised alerts covering exactly the
+// expected number of events.
+func TestSigmaRegressionEndToEnd(t *testing.T) {
+	root := corpus(t, "sigma")
+	f, err := os.Open(filepath.Join(root, "regression_expected.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := csv.NewReader(f)
+	r.Comma = '\t'
+	r.FieldsPerRecord = -1
+	r.LazyQuotes = true
+	if _, err := r.Read(); err != nil { // header
+		t.Fatal(err)
+	}
+	type tcase struct {
+		rule, evtx string
+		want       int
+		atLeast    bool
+	}
+	var cases []tcase
+	for {
+		rec, err := r.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec) < 6 || !strings.HasSuffix(rec[3], ".evtx") {
+			continue
+		}
+		c := tcase{rule: rec[0], evtx: filepath.Join(root, rec[3])}
+		if n, err := strconv.Atoi(rec[5]); err == nil {
+			c.want = n
+		} else {
+			c.want, c.atLeast = 1, true
+		}
+		// Twenty cases keep the test short; the sigma package's own test runs
+		// all of them. Four oracle rows undercount (see oracleErrata there).
+		if len(cases) < 20 && c.want == 1 && !oracleErrata[c.rule] {
+			cases = append(cases, c)
+		}
+	}
+	s := startServer(t, "", "--rules", filepath.Join(root, "rules"), "--rules", filepath.Join(root, "rules-emerging-threats"),
+		"--rules", filepath.Join(root, "rules-threat-hunting"))
+	for i, c := range cases {
+		addTenantCLI(t, s, fmt.Sprintf("case%d", i), "")
+		sent, stored := ingestCLI(t, s, "--tenant", fmt.Sprintf("case%d", i), c.evtx)
+		if sent == 0 || stored != sent {
+			t.Fatalf("%s: sent %d, stored %d", c.evtx, sent, stored)
+		}
+	}
+	pass := 0
+	for i, c := range cases {
+		q := url.Values{"tenant": {fmt.Sprintf("case%d", i)}, "rule": {c.rule}}
+		_, n := s.waitAlerts(q, c.want, 15*time.Second)
+		if n == c.want || c.atLeast && n >= 1 {
+			pass++
+			continue
+		}
+		t.Errorf("rule %s on %s: alerts cover %d events, want %d", c.rule, filepath.Base(c.evtx), n, c.want)
+	}
+	t.Logf("%d of %d regression cases raised the expected alerts end to end", pass, len(cases))
+}
