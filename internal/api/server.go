@@ -4,6 +4,7 @@ import (
 	"context"
 	"github.com/mamori-soc/mamori/internal/alert"
 	"github.com/mamori-soc/mamori/internal/detect"
+	"github.com/mamori-soc/mamori/internal/intel"
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
@@ -49,7 +50,9 @@ type Server struct {
 	// Alerts is nil when detection does not run (the alert endpoints answer 503).
 	Alerts *alert.Store
 	// Detect is nil when detection does not run.
-	Detect     *detect.Engine
+	Detect *detect.Engine
+	// Intel is nil when detection does not run.
+	Intel      *intel.Store
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Metrics    *Metrics
@@ -93,6 +96,9 @@ var Routes = []Route{
 	{"PATCH", "/api/v1/alerts/{id}", "Set an alert's status: open, acknowledged, closed (admin).", false, func(s *Server) http.HandlerFunc { return s.patchAlert }},
 	{"GET", "/api/v1/rules", "The loaded rule set: counts, rules skipped with file and reason.", false, func(s *Server) http.HandlerFunc { return s.getRules }},
 	{"POST", "/api/v1/rules/reload", "Recompile the rules from their sources and swap them in (admin).", false, func(s *Server) http.HandlerFunc { return s.reloadRules }},
+	{"GET", "/api/v1/intel", "List indicators (type, source, contains, tenant, limit).", false, func(s *Server) http.HandlerFunc { return s.listIntel }},
+	{"POST", "/api/v1/intel", "Add indicators or one manual entry; new ones are retro-hunted in stored events (admin).", false, func(s *Server) http.HandlerFunc { return s.addIntel }},
+	{"DELETE", "/api/v1/intel", "Remove an indicator (type, value, tenant) (admin).", false, func(s *Server) http.HandlerFunc { return s.removeIntel }},
 	{"GET", "/api/v1/exceptions", "List alert exceptions visible to the caller.", false, func(s *Server) http.HandlerFunc { return s.listExceptions }},
 	{"POST", "/api/v1/exceptions", "Add an exception: suppress a rule's alerts for a tenant, optionally where a field matches (admin).", false, func(s *Server) http.HandlerFunc { return s.addException }},
 	{"DELETE", "/api/v1/exceptions/{id}", "Remove an exception (admin).", false, func(s *Server) http.HandlerFunc { return s.deleteException }},

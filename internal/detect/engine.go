@@ -17,6 +17,7 @@ import (
 	"github.com/mamori-soc/mamori/internal/detect/correlate"
 	"github.com/mamori-soc/mamori/internal/detect/sigma"
 	"github.com/mamori-soc/mamori/internal/event"
+	"github.com/mamori-soc/mamori/internal/intel"
 )
 
 // Consumer is the bus consumer's durable name.
@@ -60,22 +61,9 @@ type Engine struct {
 	rules  atomic.Pointer[Ruleset]
 	loadMu sync.Mutex
 
-	intel   IntelMatcher
+	intel   *intel.Store
 	anomaly *anomaly.Detector
-}
-
-// IntelMatcher is the indicator matcher (internal/intel).
-type IntelMatcher interface {
-	MatchEvent(e *event.Event, fn func(Indicator))
-}
-
-// Indicator is what the engine needs of an indicator hit.
-type Indicator struct {
-	ID, Type, Value, Field string
-	Sources                []string
-	Confidence             int
-	TLP                    string
-	Severity               string
+	retro   *retroHunter
 }
 
 // New returns an engine; Load compiles its rules.
@@ -89,8 +77,6 @@ func New(b *bus.Bus, alerts *alert.Store, opts Options) *Engine {
 	return &Engine{bus: b, alerts: alerts, opts: opts}
 }
 
-// SetIntel sets the indicator matcher (nil: none).
-func (e *Engine) SetIntel(m IntelMatcher) { e.intel = m }
 
 // SetAnomaly sets the baseline detector (nil: none). Its signals become
 // alerts when Advance is called.
@@ -280,20 +266,13 @@ func (e *Engine) Evaluate(ev *event.Event) {
 		})
 	}
 	if e.intel != nil {
-		e.intel.MatchEvent(ev, func(ind Indicator) {
+		e.intel.Match(ev, func(h intel.Hit) {
 			en := getEnts()
-			details := map[string]string{"indicator": ind.Value, "indicator.type": ind.Type, "field": ind.Field,
-				"sources": strings.Join(ind.Sources, ", "), "confidence": fmt.Sprint(ind.Confidence)}
-			if ind.TLP != "" {
-				details["tlp"] = ind.TLP
-			}
-			e.record(alert.Finding{
-				Tenant: ev.Tenant, Kind: alert.KindIndicator,
-				Rule:     alert.RuleRef{ID: ind.ID, Title: "indicator " + ind.Type + " " + ind.Value},
-				Severity: ind.Severity, Entity: dedupEntity(en), Entities: en,
-				EventIDs: []string{strings.Clone(ev.ID)}, FirstSeen: ev.Timestamp, LastSeen: ev.Timestamp,
-				Details: details, Field: fieldLookup(ev),
-			}, ev)
+			f := indicatorFinding(h.Indicator, h.Field, time.Now())
+			f.Tenant, f.Entity, f.Entities = ev.Tenant, dedupEntity(en), en
+			f.EventIDs = []string{strings.Clone(ev.ID)}
+			f.FirstSeen, f.LastSeen, f.Field = ev.Timestamp, ev.Timestamp, fieldLookup(ev)
+			e.record(f, ev)
 		})
 	}
 	if e.anomaly != nil {

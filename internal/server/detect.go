@@ -18,7 +18,9 @@ import (
 	"github.com/mamori-soc/mamori/internal/config"
 	"github.com/mamori-soc/mamori/internal/detect"
 	"github.com/mamori-soc/mamori/internal/detect/anomaly"
+	"github.com/mamori-soc/mamori/internal/intel"
 	"github.com/mamori-soc/mamori/internal/state"
+	"github.com/mamori-soc/mamori/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,6 +28,7 @@ import (
 type detection struct {
 	engine  *detect.Engine
 	alerts  *alert.Store
+	intel   *intel.Store
 	anomaly *anomaly.Detector
 	db      *sql.DB
 	log     *slog.Logger
@@ -56,7 +59,7 @@ func policy(c config.DetectConfig) detect.Policy {
 
 // openDetection prepares alerts and rules and creates the bus consumer
 // (before any listener opens, as with the persister).
-func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.Bus, reg prometheus.Registerer, log *slog.Logger) (*detection, error) {
+func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.Bus, events store.Store, reg prometheus.Registerer, log *slog.Logger) (*detection, error) {
 	if !cfg.Detect.Enabled {
 		return nil, nil
 	}
@@ -84,6 +87,19 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 		d.anomaly = an
 		d.engine.SetAnomaly(an)
 	}
+	start := time.Now()
+	d.intel, err = intel.Open(ctx, st.SQL(), intel.WithLogger(dlog))
+	if err != nil {
+		return nil, err
+	}
+	dlog.Info("indicators loaded", "indicators", d.intel.Len(), "took", time.Since(start).Round(time.Millisecond))
+	d.engine.SetIntel(d.intel, detect.RetroOptions{Events: events, Window: cfg.Detect.RetroHunt.D(), Tenants: func() []string {
+		var names []string
+		for _, t := range st.Tenants() {
+			names = append(names, t.Name)
+		}
+		return names
+	}})
 	if err := d.engine.Ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -130,12 +146,16 @@ func (d *detection) saveBaselines(ctx context.Context) {
 // minutes, baseline snapshots) and SIGHUP rule reloads.
 func (d *detection) start(ctx context.Context) {
 	ctx, d.stop = context.WithCancel(context.WithoutCancel(ctx))
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go func() {
 		defer d.wg.Done()
 		if err := d.engine.Run(ctx); err != nil {
 			d.log.Error("detection consumer stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer d.wg.Done()
+		d.engine.RunRetro(ctx)
 	}()
 	go func() {
 		defer d.wg.Done()
@@ -160,6 +180,11 @@ func (d *detection) start(ctx context.Context) {
 				}
 				if now.Sub(lastSave) >= 5*time.Minute {
 					d.saveBaselines(ctx)
+					if res, err := d.intel.Expire(ctx, now); err != nil {
+						d.log.Warn("expiring indicators failed", "err", err)
+					} else if res.Purged > 0 {
+						d.log.Info("expired indicators purged", "indicators", res.Purged)
+					}
 					lastSave = now
 				}
 			}

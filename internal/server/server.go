@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		return err
 	}
 	// Detection: its consumer also exists before anything is published.
-	det, err := openDetection(ctx, cfg, st, b, reg, log)
+	det, err := openDetection(ctx, cfg, st, b, events, reg, log)
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 			return events.Query(ctx, []string{ts[0].Name}, time.Now().Add(-time.Minute), time.Now(), "* | limit 1", func(store.Row) error { return nil })
 		}}
 	if det != nil {
-		apiSrv.Alerts, apiSrv.Detect = det.alerts, det.engine
+		apiSrv.Alerts, apiSrv.Detect, apiSrv.Intel = det.alerts, det.engine, det.intel
 	}
 	hln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {

@@ -224,3 +224,75 @@ func TestSigmaRegressionEndToEnd(t *testing.T) {
 	}
 	t.Logf("%d of %d regression cases raised the expected alerts end to end", pass, len(cases))
 }
+
+// TestIntelRetroHuntAndLive: events stored before an indicator existed are
+// found by the retro-hunt its addition starts (alerts marked retro); events
+// after it are matched live; a feed imported with the CLI matches too.
+func TestIntelRetroHuntAndLive(t *testing.T) {
+	s := startServer(t, "")
+	post := func(body string) {
+		code, err := s.api("POST", "/api/v1/ingest", "", strings.NewReader(body), nil)
+		if err != nil || code != 202 {
+			t.Fatalf("ingest: %d %v", code, err)
+		}
+	}
+	// Before the indicator exists: a connection to it and DNS for a subdomain of a later one.
+	post(`{"message":"conn","host":{"name":"ws-1"},"source":{"ip":"10.1.2.3"},"destination":{"ip":"203.0.113.9","port":"443"}}
+{"message":"dns","host":{"name":"ws-2"},"dns":{"question":{"name":"cdn.evil.example"}}}
+{"message":"benign","host":{"name":"ws-3"},"destination":{"ip":"192.0.2.200"}}` + "\n")
+	s.waitCount("conn OR dns OR benign", 3, 10*time.Second)
+	if as := s.alerts(url.Values{"kind": {"indicator"}}); len(as) != 0 {
+		t.Fatalf("indicator alerts before any indicator: %+v", as)
+	}
+	out, err := runOut(mamoriBin, "intel", "add", "ip", "203.0.113.9", "--source", "NTT-CERT", "--confidence", "80", "--ttl", "7d",
+		"--server", "http://"+s.addr.HTTP, "--token", s.token)
+	if err != nil || !strings.Contains(out, "retro-hunt") {
+		t.Fatalf("intel add: %v\n%s", err, out)
+	}
+	if _, err := runOut(mamoriBin, "intel", "add", "domain", "evil.example", "--source", "vendor-lab", "--server", "http://"+s.addr.HTTP, "--token", s.token); err != nil {
+		t.Fatal(err)
+	}
+	retro, n := s.waitAlerts(url.Values{"kind": {"indicator"}}, 2, 20*time.Second)
+	if n != 2 || len(retro) != 2 {
+		t.Fatalf("retro-hunt: %d alerts covering %d events, want 2 and 2: %+v", len(retro), n, retro)
+	}
+	for _, a := range retro {
+		if !a.Retro {
+			t.Errorf("alert %s (%s) not marked retro", a.ID, a.Rule.ID)
+		}
+		switch a.Rule.ID {
+		case "ipv4:203.0.113.9":
+			if a.Severity != "high" || a.Details["sources"] != "NTT-CERT" || !contains(a.Entities["host"], "ws-1") {
+				t.Errorf("ip alert: %+v", a)
+			}
+		case "domain:evil.example":
+			if !contains(a.Entities["host"], "ws-2") {
+				t.Errorf("domain alert: %+v", a)
+			}
+		default:
+			t.Errorf("unexpected alert for %s", a.Rule.ID)
+		}
+	}
+	// Live: a new event to the indicator.
+	post(`{"message":"conn2","host":{"name":"ws-9"},"destination":{"ip":"203.0.113.9"}}` + "\n")
+	live, _ := s.waitAlerts(url.Values{"kind": {"indicator"}, "rule": {"ipv4:203.0.113.9"}}, 2, 20*time.Second)
+	seenLive := false
+	for _, a := range live {
+		if !a.Retro && contains(a.Entities["host"], "ws-9") {
+			seenLive = true
+		}
+	}
+	if !seenLive {
+		t.Fatalf("no live (non-retro) alert for the new event: %+v", live)
+	}
+	// A feed imported with the CLI (abuse.ch Feodo layout) matches live events.
+	feed := corpus(t, "threatintel/derived/abusech-format-synthetic/feodo_ipblocklist.csv")
+	out, err = runOut(mamoriBin, "intel", "import", feed, "--source", "abuse.ch-feodo", "--server", "http://"+s.addr.HTTP, "--token", s.token)
+	if err != nil || !strings.Contains(out, "3 new") {
+		t.Fatalf("intel import: %v\n%s", err, out)
+	}
+	post(`{"message":"c2","host":{"name":"ws-5"},"destination":{"ip":"198.51.100.22","port":"8080"}}` + "\n")
+	if _, n := s.waitAlerts(url.Values{"rule": {"ipv4:198.51.100.22"}}, 1, 20*time.Second); n != 1 {
+		t.Fatalf("feed indicator: %d events alerted, want 1", n)
+	}
+}
