@@ -11,10 +11,12 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Benchmarks against a real server on loopback"}
 	var o bench.IngestOptions
 	ing := &cobra.Command{
-		Use:     "ingest",
-		Short:   "RFC 5424 over TCP (octet counting) into a fresh mamori serve: events/s to searchable, peak RSS, rsyslog ratio",
-		Example: `  mamori bench ingest --events 1000000 --runs 5 --rsyslog`,
-		Args:    cobra.NoArgs,
+		Use:   "ingest",
+		Short: "RFC 5424 over TCP (octet counting) into a fresh mamori serve: events/s to searchable, peak RSS, rsyslog ratio",
+		Example: `  mamori bench ingest --events 1000000 --runs 5 --rsyslog
+  mamori bench ingest --no-detect --rsyslog=false
+  mamori bench ingest --rules ../shared/corpus/sigma/rules --indicators 1000000 --rsyslog=false`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = os.Stdout
 			return bench.Ingest(cmd.Context(), o)
@@ -28,6 +30,9 @@ func newBenchCmd() *cobra.Command {
 	ing.Flags().StringVar(&o.Target, "target", "", "data dir of a running server to load instead of starting one")
 	ing.Flags().StringVar(&o.CPUProfile, "cpuprofile", "", "save the server CPU profile of the first run here")
 	ing.Flags().IntVar(&o.ProfileSecs, "profile-seconds", 5, "length of the CPU profile")
+	ing.Flags().BoolVar(&o.NoDetect, "no-detect", false, "run the server without the detection engine (the baseline)")
+	ing.Flags().StringSliceVar(&o.Rules, "rules", nil, "Sigma rule directories the server loads (repeatable)")
+	ing.Flags().IntVar(&o.Indicators, "indicators", 0, "load this many synthetic indicators before sending")
 	cmd.AddCommand(ing)
 	var so bench.SearchOptions
 	srch := &cobra.Command{

@@ -55,7 +55,7 @@ func (s *Server) addIntel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req IntelAdd
-	if !decodeBody(w, r, &req) {
+	if !decodeBodyLimit(w, r, &req, max(s.MaxBody, 1<<20)) {
 		return
 	}
 	inds := req.Indicators

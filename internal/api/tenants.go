@@ -38,7 +38,13 @@ func (s *Server) listTenants(w http.ResponseWriter, r *http.Request) {
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	return decodeBodyLimit(w, r, v, 1<<20)
+}
+
+// decodeBodyLimit is decodeBody for endpoints taking bulk data (indicator
+// imports) up to limit bytes.
+func decodeBodyLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		writeProblem(w, http.StatusBadRequest, CodeBadRequest, "invalid JSON body: "+err.Error())

@@ -36,6 +36,14 @@ type IngestOptions struct {
 	// run/addresses.json and admin.token are read) instead of a fresh one.
 	Target string
 	Out    io.Writer
+	// NoDetect runs the server without the detection engine (the baseline
+	// the detection cost is compared with).
+	NoDetect bool
+	// Rules are Sigma rule directories the server loads (--rules).
+	Rules []string
+	// Indicators, when > 0, loads that many synthetic indicators before
+	// sending.
+	Indicators int
 }
 
 // IngestResult is one run's figures.
@@ -45,6 +53,13 @@ type IngestResult struct {
 	RSyslogEPS float64
 	SendSecs   float64
 	TotalSecs  float64
+	// With detection: when the detection consumer had evaluated every
+	// event, and the p99 of event arrival → finding (from the server's
+	// histogram; bucket upper bound).
+	DetectSecs   float64
+	LatencyP99   float64
+	Findings     float64
+	IntelLoadSec float64
 }
 
 // makeFrames builds conns buffers of octet-counted RFC 5424 messages that
@@ -129,14 +144,22 @@ func attach(dir string) (*server, error) {
 	return s, nil
 }
 
-func startMamori(bin string) (*server, error) {
+func startMamori(o IngestOptions) (*server, error) {
 	dir, err := os.MkdirTemp("", "mamori-bench")
 	if err != nil {
 		return nil, err
 	}
 	s := &server{dir: dir}
-	s.cmd = exec.Command(bin, "serve", "--data", dir, "--http", "127.0.0.1:0", "--syslog-udp", "", "--syslog-tcp", "127.0.0.1:0",
-		"--syslog-tls", "", "--relp", "", "--log-level", "warn")
+	args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--syslog-udp", "", "--syslog-tcp", "127.0.0.1:0",
+		"--syslog-tls", "", "--relp", "", "--log-level", "warn"}
+	for _, r := range o.Rules {
+		args = append(args, "--rules", r)
+	}
+	s.cmd = exec.Command(o.Bin, args...)
+	s.cmd.Env = os.Environ()
+	if o.NoDetect {
+		s.cmd.Env = append(s.cmd.Env, "MAMORI_DETECT_ENABLED=false")
+	}
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
@@ -229,13 +252,21 @@ func runMamori(ctx context.Context, o IngestOptions, run int) (IngestResult, err
 	if o.Target != "" {
 		s, err = attach(o.Target)
 	} else {
-		s, err = startMamori(o.Bin)
+		s, err = startMamori(o)
 		if err == nil {
 			defer s.stop()
 		}
 	}
 	if err != nil {
 		return IngestResult{}, err
+	}
+	var intelSecs float64
+	if o.Indicators > 0 {
+		t0 := time.Now()
+		if err := s.loadIndicators(o.Indicators); err != nil {
+			return IngestResult{}, fmt.Errorf("indicators: %w", err)
+		}
+		intelSecs = time.Since(t0).Seconds()
 	}
 	marker := fmt.Sprintf("benchrun%d%d", time.Now().UnixNano(), run)
 	bufs := makeFrames(o.Events, o.Conns, marker)
@@ -262,7 +293,26 @@ func runMamori(ctx context.Context, o IngestOptions, run int) (IngestResult, err
 		time.Sleep(50 * time.Millisecond)
 	}
 	total := time.Since(start)
-	return IngestResult{MamoriEPS: float64(o.Events) / total.Seconds(), RSSMB: PeakRSSMB(s.pid), SendSecs: sent.Seconds(), TotalSecs: total.Seconds()}, nil
+	res := IngestResult{MamoriEPS: float64(o.Events) / total.Seconds(), RSSMB: PeakRSSMB(s.pid), SendSecs: sent.Seconds(), TotalSecs: total.Seconds(), IntelLoadSec: intelSecs}
+	if !o.NoDetect {
+		for {
+			m, err := s.metrics()
+			if err != nil {
+				return res, err
+			}
+			if m.detected >= float64(o.Events) {
+				res.DetectSecs = time.Since(start).Seconds()
+				res.LatencyP99, res.Findings = m.p99, m.findings
+				break
+			}
+			if time.Since(start) > 10*time.Minute {
+				return res, fmt.Errorf("detection evaluated only %.0f of %d events", m.detected, o.Events)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		res.RSSMB = PeakRSSMB(s.pid)
+	}
+	return res, nil
 }
 
 // runRSyslog measures rsyslogd receiving the same frames over imtcp and
@@ -374,6 +424,12 @@ func Ingest(ctx context.Context, o IngestOptions) error {
 		}
 		eps, rss = append(eps, r.MamoriEPS), append(rss, r.RSSMB)
 		line := fmt.Sprintf("run %d: mamori %.0f events/s (sent in %.2fs, searchable after %.2fs), peak RSS %.0f MiB", i+1, r.MamoriEPS, r.SendSecs, r.TotalSecs, r.RSSMB)
+		if !o.NoDetect {
+			line += fmt.Sprintf("; detection done after %.2fs, %.0f findings, finding latency p99 ≤ %gs", r.DetectSecs, r.Findings, r.LatencyP99)
+			if r.IntelLoadSec > 0 {
+				line += fmt.Sprintf(" (%d indicators loaded in %.1fs first)", o.Indicators, r.IntelLoadSec)
+			}
+		}
 		if o.RSyslog {
 			v, err := runRSyslog(o)
 			if err != nil {

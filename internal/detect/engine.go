@@ -285,7 +285,9 @@ func (e *Engine) correlate(rs *Ruleset, ev *event.Event, r *sigma.Rule, getEnts 
 		Tenant: ev.Tenant, RuleID: r.ID, RuleName: r.Name, Time: ev.Timestamp, EventID: ev.ID,
 		Value: func(field string) (string, bool) { return rs.Sigma.Lookup(ev, r, field) },
 	}
-	e.recordFirings(rs, rs.Corr.Observe(m), ev, getEnts())
+	if fs := rs.Corr.Observe(m); len(fs) > 0 {
+		e.recordFirings(rs, fs, ev, getEnts())
+	}
 }
 
 // recordFirings turns correlation firings into alerts. ev is the event

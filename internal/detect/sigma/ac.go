@@ -3,15 +3,18 @@ package sigma
 // automaton is an Aho–Corasick automaton over lower-case byte strings: one
 // pass over a value reports every pattern that occurs in it.
 //
-// Layout: states are numbered breadth-first. The shallow states (the root
-// and depth 1, plus depth 2 while it stays small) have dense DFA rows, so
-// the common case — text that matches nothing deep — costs one table load
-// per byte. Deeper states keep only their trie edges and a failure link.
-// Bytes that occur in no pattern share class 0, which keeps rows short.
+// Layout: states are numbered breadth-first. The shallow states have dense
+// DFA rows — all states when the table stays within denseBudget, else as
+// many as fit (at least the root and depth 1) — so text costs one table
+// load per byte until it reaches a deep state. Deeper states keep only
+// their trie edges and a failure link. Bytes that occur in no pattern
+// share class 0, which keeps rows short. A dense entry has outFlag set
+// when its target state reports patterns, so the scan loop tests the
+// entry it just loaded instead of the output table.
 type automaton struct {
 	classes   [256]uint8
 	nclass    int32
-	dense     []int32 // state*nclass + class → state, for state < ndense
+	dense     []int32 // state*nclass + class → state | outFlag, for state < ndense
 	ndense    int32
 	edgeStart []int32 // edges of state s: edgeStart[s]..edgeStart[s+1]
 	edgeClass []uint8
@@ -19,10 +22,20 @@ type automaton struct {
 	fail      []int32
 	outStart  []int32 // outputs of state s: outIDs[outStart[s]:outStart[s+1]]
 	outIDs    []int32 // pattern ids
+	// pair[c1*nclass+c2] is false when, from the root, the bytes of classes
+	// c1 c2 lead where c2 alone leads and c1 reports nothing: the scan can
+	// then step over c1 without the automaton. nil when too many pairs are
+	// true for skipping to pay (large pattern sets).
+	pair []bool
 }
 
-// maxDense bounds the states with dense rows.
-const maxDense = 1024
+// denseBudget bounds the dense table (entries of 4 bytes): small
+// automatons are complete DFAs, big ones keep their hot shallow part in
+// cache.
+const denseBudget = 1 << 16
+
+// outFlag marks a dense entry whose target state has outputs.
+const outFlag = -1 << 31
 
 type acEdge struct {
 	c  uint8
@@ -32,6 +45,12 @@ type acEdge struct {
 // newAutomaton builds the automaton; ids[i] is reported when pats[i]
 // occurs. Empty patterns are ignored.
 func newAutomaton(pats []string, ids []int32) *automaton {
+	return buildAutomaton(pats, ids, denseBudget)
+}
+
+// buildAutomaton is newAutomaton with a dense table of at most budget
+// entries beyond the root and depth 1 (tests use it to cover both paths).
+func buildAutomaton(pats []string, ids []int32, budget int) *automaton {
 	a := &automaton{}
 	var used [256]bool
 	count := 0
@@ -44,7 +63,9 @@ func newAutomaton(pats []string, ids []int32) *automaton {
 		}
 	}
 	// Class 0 is "a byte in no pattern" unless all 256 byte values occur;
-	// then every byte has a class of its own.
+	// then every byte has a class of its own. Unused non-ASCII bytes get a
+	// class of their own too, so that skipping (pair) stops at them: the
+	// scan refuses non-ASCII text.
 	n := int32(1)
 	if count == 256 {
 		n = 0
@@ -53,6 +74,16 @@ func newAutomaton(pats []string, ids []int32) *automaton {
 		if used[b] {
 			a.classes[b] = uint8(n)
 			n++
+		}
+	}
+	hiClass := -1
+	for b := 0x80; b < 256 && n < 256; b++ {
+		if !used[b] {
+			if hiClass < 0 {
+				hiClass = int(n)
+				n++
+			}
+			a.classes[b] = uint8(hiClass)
 		}
 	}
 	a.nclass = n
@@ -144,7 +175,7 @@ func newAutomaton(pats []string, ids []int32) *automaton {
 
 	// Dense rows for the shallow states.
 	nd := 0
-	for nd < states && (depth[order[nd]] <= 1 || (depth[order[nd]] == 2 && nd < maxDense)) {
+	for nd < states && (depth[order[nd]] <= 1 || (nd+1)*int(n) <= budget) {
 		nd++
 	}
 	a.ndense = int32(nd)
@@ -155,26 +186,78 @@ func newAutomaton(pats []string, ids []int32) *automaton {
 			if nx := a.edge(int32(s), uint8(c)); nx >= 0 {
 				to = nx
 			} else if s != 0 {
-				to = a.dense[a.fail[s]*n+c] // the failure state is shallower: its row exists
+				to = a.dense[a.fail[s]*n+c] &^ outFlag // the failure state is shallower: its row exists
 			}
-			a.dense[int32(s)*n+c] = to
+			a.dense[int32(s)*n+c] = a.flagged(to)
 		}
 	}
+	a.pair = a.pairs(hiClass)
 	return a
 }
 
-// next is the transition from st on byte class c: a table load for the
-// shallow states, trie edges and failure links below them.
-func (a *automaton) next(st int32, c uint8) int32 {
+// maxPairShare is the share of printable ASCII byte pairs that may stop
+// the skip loop for skipping to be used.
+const maxPairShare = 0.15
+
+// pairs computes the pair table (see automaton.pair), or nil.
+func (a *automaton) pairs(hiClass int) []bool {
+	n := a.nclass
+	pair := make([]bool, n*n)
+	for c1 := int32(0); c1 < n; c1++ {
+		x := a.step(0, uint8(c1))
+		q := x &^ outFlag
+		for c2 := int32(0); c2 < n; c2++ {
+			pair[c1*n+c2] = x < 0 || int(c1) == hiClass || int(c2) == hiClass ||
+				a.step(q, uint8(c2)) != a.step(0, uint8(c2))
+		}
+	}
+	stops := 0
+	for b1 := 0x20; b1 < 0x7f; b1++ {
+		for b2 := 0x20; b2 < 0x7f; b2++ {
+			if pair[int32(a.classes[b1])*n+int32(a.classes[b2])] {
+				stops++
+			}
+		}
+	}
+	if float64(stops) > maxPairShare*95*95 {
+		return nil
+	}
+	return pair
+}
+
+// flagged is state st with outFlag when it has outputs.
+func (a *automaton) flagged(st int32) int32 {
+	if a.outStart[st] != a.outStart[st+1] {
+		return st | outFlag
+	}
+	return st
+}
+
+// step is the transition from st on byte class c, with outFlag when the
+// new state has outputs: a table load for the shallow states, trie edges
+// and failure links below them.
+func (a *automaton) step(st int32, c uint8) int32 {
+	if st < a.ndense {
+		return a.dense[st*a.nclass+int32(c)]
+	}
+	return a.stepSparse(st, c)
+}
+
+func (a *automaton) stepSparse(st int32, c uint8) int32 {
 	for {
 		if st < a.ndense {
 			return a.dense[st*a.nclass+int32(c)]
 		}
 		if nx := a.edge(st, c); nx >= 0 {
-			return nx
+			return a.flagged(nx)
 		}
 		st = a.fail[st]
 	}
+}
+
+// outputs are the pattern ids state st reports.
+func (a *automaton) outputs(st int32) []int32 {
+	return a.outIDs[a.outStart[st]:a.outStart[st+1]]
 }
 
 func (a *automaton) edge(s int32, c uint8) int32 {
@@ -192,14 +275,26 @@ func (a *automaton) edge(s int32, c uint8) int32 {
 // lower-cased text instead.
 func (a *automaton) scan(s string, hits []int32) (_ []int32, ok bool) {
 	st := int32(0)
+	dense, n, nd, pair := a.dense, a.nclass, a.ndense, a.pair
 	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
+		if st == 0 && pair != nil {
+			for i+1 < len(s) && !pair[int32(a.classes[s[i]])*n+int32(a.classes[s[i+1]])] {
+				i++
+			}
+		}
+		b := s[i]
+		if b >= 0x80 {
 			return hits, false
 		}
-		c := a.classes[s[i]]
-		st = a.next(st, c)
-		if lo, hi := a.outStart[st], a.outStart[st+1]; lo != hi {
-			hits = append(hits, a.outIDs[lo:hi]...)
+		var x int32
+		if st < nd {
+			x = dense[st*n+int32(a.classes[b])]
+		} else {
+			x = a.stepSparse(st, a.classes[b])
+		}
+		st = x &^ outFlag
+		if x < 0 {
+			hits = append(hits, a.outputs(st)...)
 		}
 	}
 	return hits, true
@@ -208,11 +303,17 @@ func (a *automaton) scan(s string, hits []int32) (_ []int32, ok bool) {
 // scanLower scans lower-case text (any bytes).
 func (a *automaton) scanLower(s string, hits []int32) []int32 {
 	st := int32(0)
+	n, pair := a.nclass, a.pair
 	for i := 0; i < len(s); i++ {
-		c := a.classes[s[i]]
-		st = a.next(st, c)
-		if lo, hi := a.outStart[st], a.outStart[st+1]; lo != hi {
-			hits = append(hits, a.outIDs[lo:hi]...)
+		if st == 0 && pair != nil {
+			for i+1 < len(s) && !pair[int32(a.classes[s[i]])*n+int32(a.classes[s[i+1]])] {
+				i++
+			}
+		}
+		x := a.step(st, a.classes[s[i]])
+		st = x &^ outFlag
+		if x < 0 {
+			hits = append(hits, a.outputs(st)...)
 		}
 	}
 	return hits
@@ -229,10 +330,12 @@ func (a *automaton) size() int {
 func (a *automaton) anyAnchored(s string, kinds []strKind, lens []int32) bool {
 	st := int32(0)
 	for i := 0; i < len(s); i++ {
-		c := a.classes[s[i]]
-		st = a.next(st, c)
-		for k := a.outStart[st]; k < a.outStart[st+1]; k++ {
-			id := a.outIDs[k]
+		x := a.step(st, a.classes[s[i]])
+		st = x &^ outFlag
+		if x >= 0 {
+			continue
+		}
+		for _, id := range a.outputs(st) {
 			end := i + 1
 			switch kinds[id] {
 			case kContains:

@@ -284,7 +284,7 @@ func (c *compiler) compileValue(spec string, md mods, x *yaml.Node) ([]matcher, 
 		if err != nil {
 			return nil, failf(x.Line, ErrRegexp, "field %s: %v", spec, err)
 		}
-		return []matcher{&reMatcher{re: re, lit: regexpLiteral(flags + x.Value)}}, nil
+		return []matcher{newReMatcher(flags+x.Value, re)}, nil
 	case md.cidr:
 		p, err := netip.ParsePrefix(strings.TrimSpace(x.Value))
 		if err != nil {

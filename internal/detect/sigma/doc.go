@@ -19,8 +19,9 @@
 //     logsource Mamori has no events for compiles but stays dormant.
 //   - Match computes the event's logsource keys once, and in each bucket an
 //     Aho–Corasick automaton per field yields the rules whose necessary
-//     literal occurs in the event; only those (plus rules without a
-//     necessary literal) are evaluated fully.
+//     literal occurs in the event (keyword literals: one automaton per
+//     product, one pass over the haystacks for all its buckets); only those
+//     (plus rules without a necessary literal) are evaluated fully.
 //
 // A Ruleset is safe for concurrent use by many goroutines.
 package sigma

@@ -86,7 +86,9 @@ type evalCtx struct {
 	fired   []uint32 // per Rule, dedup across buckets
 	cand    []int32
 	markGen uint32
-	hits    []int32 // automaton output scratch
+	hits    []int32  // automaton output scratch
+	visited []uint32 // per bucket: c.gen when the event visits it
+	groups  []int32  // keyword groups to scan
 }
 
 func (c *evalCtx) reset(e *event.Event) {
@@ -95,6 +97,7 @@ func (c *evalCtx) reset(e *event.Event) {
 	if c.gen == 0 { // wrapped: forget every stamp
 		clear(c.stamps)
 		clear(c.fired)
+		clear(c.visited)
 		c.gen = 1
 	}
 	n := len(e.Fields) + 1 // the last slot is Original

@@ -6,6 +6,7 @@ import (
 	"regexp/syntax"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // matcher is one compiled Sigma value. A field item ORs (or, with |all,
@@ -125,20 +126,96 @@ func (m *strMatcher) need() (string, bool) {
 type reMatcher struct {
 	re  *regexp.Regexp
 	lit string // lower-case literal every match contains, or ""
+	// minLen is a lower bound of the byte length of any match: shorter
+	// values cannot match and skip the regexp engine.
+	minLen int
+	// runLen > 0 when the expression is only ".{runLen,}" (or with (?s),
+	// anyNL): a length test. RE2 would expand it into runLen states and step
+	// through all of them for every byte.
+	runLen int
+	anyNL  bool
 }
 
-func (m *reMatcher) match(_ *evalCtx, v val) bool { return m.re.MatchString(v.raw) }
-func (m *reMatcher) absent() bool                 { return false }
-func (m *reMatcher) need() (string, bool)         { return m.lit, m.lit != "" }
-
-// regexpLiteral finds the longest literal every match of the expression
-// must contain (lower-cased: the index scans case-folded text), or "".
-func regexpLiteral(expr string) string {
-	re, err := syntax.Parse(expr, syntax.Perl)
+func newReMatcher(expr string, re *regexp.Regexp) *reMatcher {
+	m := &reMatcher{re: re}
+	p, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
-		return ""
+		return m
 	}
-	return strings.ToLower(mustLiteral(re.Simplify()))
+	m.lit = strings.ToLower(mustLiteral(p.Simplify()))
+	m.minLen = minRunes(p)
+	for p.Op == syntax.OpCapture {
+		p = p.Sub[0]
+	}
+	if p.Op == syntax.OpRepeat && p.Max == -1 && p.Min > 0 &&
+		(p.Sub[0].Op == syntax.OpAnyCharNotNL || p.Sub[0].Op == syntax.OpAnyChar) {
+		m.runLen, m.anyNL = p.Min, p.Sub[0].Op == syntax.OpAnyChar
+	}
+	return m
+}
+
+func (m *reMatcher) match(_ *evalCtx, v val) bool {
+	if len(v.raw) < m.minLen {
+		return false
+	}
+	if m.runLen > 0 {
+		return hasRun(v.raw, m.runLen, m.anyNL)
+	}
+	return m.re.MatchString(v.raw)
+}
+func (m *reMatcher) absent() bool         { return false }
+func (m *reMatcher) need() (string, bool) { return m.lit, m.lit != "" }
+
+// hasRun reports whether s holds n runes in a row that are not newlines
+// (any runes when anyNL): what ".{n,}" matches. Invalid UTF-8 bytes count
+// as one rune each, as in package regexp.
+func hasRun(s string, n int, anyNL bool) bool {
+	if anyNL {
+		return utf8.RuneCountInString(s) >= n
+	}
+	for len(s) >= n {
+		line := s
+		i := strings.IndexByte(s, '\n')
+		if i >= 0 {
+			line, s = s[:i], s[i+1:]
+		} else {
+			s = ""
+		}
+		if len(line) >= n && utf8.RuneCountInString(line) >= n {
+			return true
+		}
+	}
+	return false
+}
+
+// minRunes is the least number of runes a match of re holds; each rune is
+// at least one byte, so it bounds the byte length of a match from below.
+func minRunes(re *syntax.Regexp) int {
+	switch re.Op {
+	case syntax.OpLiteral:
+		return len(re.Rune)
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return 1
+	case syntax.OpCapture, syntax.OpPlus:
+		return minRunes(re.Sub[0])
+	case syntax.OpRepeat:
+		return min(re.Min*minRunes(re.Sub[0]), 1<<20)
+	case syntax.OpConcat:
+		n := 0
+		for _, sub := range re.Sub {
+			n += minRunes(sub)
+		}
+		return min(n, 1<<20)
+	case syntax.OpAlternate:
+		n := -1
+		for _, sub := range re.Sub {
+			if k := minRunes(sub); n < 0 || k < n {
+				n = k
+			}
+		}
+		return max(n, 0)
+	}
+	return 0 // empty-width assertions, star, quest, empty match
 }
 
 func mustLiteral(re *syntax.Regexp) string {

@@ -19,6 +19,12 @@ type Ruleset struct {
 	// byProduct → byCategory → byService → buckets (one per variant key).
 	tree     map[string]map[string]map[string][]*bucket
 	patRules [][]int32 // global pattern id → compiled rule indices
+	// kwGroups are the keyword automatons, one per product over the keyword
+	// literals of all its buckets: the haystacks of an event are the same
+	// for every bucket, so one pass serves them all (hits of buckets the
+	// event does not visit are dropped).
+	kwGroups []*automaton
+	nbuckets int
 	ruleIdx  map[*Rule]int
 	pool     sync.Pool
 }
@@ -52,12 +58,13 @@ type crule struct {
 }
 
 type bucket struct {
+	id      int32
+	kwGroup int32 // index in Ruleset.kwGroups, or -1 without keyword literals
 	ls      Logsource
 	variant string
 	rules   []int32 // all compiled rules of the bucket
 	always  []int32 // those without a necessary literal
 	fields  []fieldIndex
-	kw      *automaton // keyword literals, over the keyword haystacks
 }
 
 type fieldIndex struct {
@@ -104,7 +111,7 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 			k := bkey{Logsource{Product: ls.Product, Category: ls.Category, Service: ls.Service}, v}
 			bk := buckets[k]
 			if bk == nil {
-				bk = &bucket{ls: k.ls, variant: v}
+				bk = &bucket{id: int32(len(order)), kwGroup: -1, ls: k.ls, variant: v}
 				buckets[k] = bk
 				order = append(order, bk)
 			}
@@ -113,8 +120,9 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 			rs.crules = append(rs.crules, cr)
 		}
 	}
+	kw := map[string]map[string]int32{} // product → keyword literal → pattern id
 	for _, bk := range order {
-		rs.index(bk)
+		rs.index(bk, kw)
 		p := rs.tree[bk.ls.Product]
 		if p == nil {
 			p = map[string]map[string][]*bucket{}
@@ -127,10 +135,13 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 		}
 		c[bk.ls.Service] = append(c[bk.ls.Service], bk)
 	}
+	rs.buildKeywordGroups(order, kw)
+	rs.nbuckets = len(order)
 	st.Buckets = len(order)
 	st.Patterns = len(rs.patRules)
 	rs.pool.New = func() any {
-		return &evalCtx{mark: make([]uint32, len(rs.crules)), fired: make([]uint32, len(rs.rules))}
+		return &evalCtx{mark: make([]uint32, len(rs.crules)), fired: make([]uint32, len(rs.rules)),
+			visited: make([]uint32, len(order))}
 	}
 	errs := b.errs
 	b.log.Info("sigma rules loaded", "files", st.Files, "loaded", st.Loaded, "active", st.Active,
@@ -167,8 +178,9 @@ func bind(ss []search, ls Logsource, variant string) []search {
 	return out
 }
 
-// index builds the bucket's automatons from each rule's best need set.
-func (rs *Ruleset) index(bk *bucket) {
+// index builds the bucket's automatons from each rule's best need set;
+// keyword literals go to kw, by product, for buildKeywordGroups.
+func (rs *Ruleset) index(bk *bucket, kw map[string]map[string]int32) {
 	perField := map[string]map[string]int32{} // field → literal → pattern id
 	for _, ri := range bk.rules {
 		cr := rs.crules[ri]
@@ -179,10 +191,16 @@ func (rs *Ruleset) index(bk *bucket) {
 			continue
 		}
 		for _, n := range needs {
-			lits := perField[n.field]
+			byLit := perField
+			key := n.field
+			if n.field == kwField {
+				byLit, key = kw, bk.ls.Product
+				bk.kwGroup = 0 // resolved by buildKeywordGroups
+			}
+			lits := byLit[key]
 			if lits == nil {
 				lits = map[string]int32{}
-				perField[n.field] = lits
+				byLit[key] = lits
 			}
 			pid, ok := lits[n.lit]
 			if !ok {
@@ -195,28 +213,44 @@ func (rs *Ruleset) index(bk *bucket) {
 			}
 		}
 	}
-	fields := make([]string, 0, len(perField))
-	for f := range perField {
-		fields = append(fields, f)
+	for _, f := range sortedKeys(perField) {
+		bk.fields = append(bk.fields, fieldIndex{name: f, ac: rs.automatonOf(perField[f])})
 	}
-	sort.Strings(fields)
-	for _, f := range fields {
-		lits := perField[f]
-		pats := make([]string, 0, len(lits))
-		for l := range lits {
-			pats = append(pats, l)
-		}
-		sort.Strings(pats)
-		ids := make([]int32, len(pats))
-		for i, p := range pats {
-			ids[i] = lits[p]
-		}
-		ac := newAutomaton(pats, ids)
-		rs.stats.IndexBytes += ac.size()
-		if f == kwField {
-			bk.kw = ac
-		} else {
-			bk.fields = append(bk.fields, fieldIndex{name: f, ac: ac})
+}
+
+// automatonOf builds the automaton of literal → pattern id, in a
+// deterministic order.
+func (rs *Ruleset) automatonOf(lits map[string]int32) *automaton {
+	pats := sortedKeys(lits)
+	ids := make([]int32, len(pats))
+	for i, p := range pats {
+		ids[i] = lits[p]
+	}
+	ac := newAutomaton(pats, ids)
+	rs.stats.IndexBytes += ac.size()
+	return ac
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// buildKeywordGroups builds one keyword automaton per product and points
+// the product's buckets with keyword literals at it.
+func (rs *Ruleset) buildKeywordGroups(order []*bucket, kw map[string]map[string]int32) {
+	group := map[string]int32{}
+	for _, p := range sortedKeys(kw) {
+		group[p] = int32(len(rs.kwGroups))
+		rs.kwGroups = append(rs.kwGroups, rs.automatonOf(kw[p]))
+	}
+	for _, bk := range order {
+		if bk.kwGroup >= 0 {
+			bk.kwGroup = group[bk.ls.Product]
 		}
 	}
 }
@@ -378,13 +412,11 @@ func (rs *Ruleset) match(e *event.Event, fn func(*Rule), unindexed bool) {
 	defer rs.pool.Put(c)
 	var src sources
 	route(e, &src)
-	rs.eachBucket(&src, func(bk *bucket) {
-		if unindexed {
-			rs.evalAll(c, bk.rules, fn)
-			return
-		}
-		rs.evalBucket(c, bk, fn)
-	})
+	if unindexed {
+		rs.eachBucket(&src, func(bk *bucket) { rs.evalAll(c, bk.rules, fn) })
+	} else {
+		rs.evalIndexed(c, &src, fn)
+	}
 	c.e = nil
 }
 
@@ -432,39 +464,51 @@ func (c *evalCtx) nextMark() uint32 {
 	return c.markGen
 }
 
-func (rs *Ruleset) evalBucket(c *evalCtx, bk *bucket, fn func(*Rule)) {
+// evalIndexed evaluates the candidates of all the event's buckets: the
+// rules whose necessary literal some automaton found, and those without
+// one. Keyword automatons are shared by the buckets of a product, so their
+// hits are kept only for buckets the event visits.
+func (rs *Ruleset) evalIndexed(c *evalCtx, src *sources, fn func(*Rule)) {
 	g := c.nextMark()
 	c.cand = c.cand[:0]
 	c.hits = c.hits[:0]
-	// Both lists are sorted by name: walk them together.
-	ef, bf := c.e.Fields, bk.fields
-	for i, j := 0, 0; i < len(ef) && j < len(bf); {
-		switch {
-		case ef[i].Name < bf[j].name:
-			i++
-		case ef[i].Name > bf[j].name:
-			j++
-		default:
-			c.scan(bf[j].ac, val{raw: ef[i].Value, slot: i})
-			i++
-			j++
+	c.groups = c.groups[:0]
+	rs.eachBucket(src, func(bk *bucket) {
+		c.visited[bk.id] = c.gen
+		c.cand = append(c.cand, bk.always...)
+		if bk.kwGroup >= 0 && !slices.Contains(c.groups, bk.kwGroup) {
+			c.groups = append(c.groups, bk.kwGroup)
 		}
-	}
-	if bk.kw != nil {
+		// Both lists are sorted by name: walk them together.
+		ef, bf := c.e.Fields, bk.fields
+		for i, j := 0, 0; i < len(ef) && j < len(bf); {
+			switch {
+			case ef[i].Name < bf[j].name:
+				i++
+			case ef[i].Name > bf[j].name:
+				j++
+			default:
+				c.scan(bf[j].ac, val{raw: ef[i].Value, slot: i})
+				i++
+				j++
+			}
+		}
+	})
+	for _, k := range c.groups {
+		ac := rs.kwGroups[k]
 		c.haystacks(func(v val) bool {
-			c.scan(bk.kw, v)
+			c.scan(ac, v)
 			return false
 		})
 	}
 	for _, pid := range c.hits {
 		for _, ri := range rs.patRules[pid] {
-			if c.mark[ri] != g {
+			if c.mark[ri] != g && c.visited[rs.crules[ri].bk.id] == c.gen {
 				c.mark[ri] = g
 				c.cand = append(c.cand, ri)
 			}
 		}
 	}
-	c.cand = append(c.cand, bk.always...)
 	slices.Sort(c.cand) // deterministic order: load order
 	rs.evalAll(c, c.cand, fn)
 }

@@ -3,6 +3,8 @@ package sigma
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -401,22 +403,79 @@ func TestGlobMatch(t *testing.T) {
 
 func TestAutomaton(t *testing.T) {
 	pats := []string{"he", "she", "his", "hers", "\\cmd.exe", "s"}
-	ids := []int32{0, 1, 2, 3, 4, 5}
-	a := newAutomaton(pats, ids)
-	for _, text := range []string{"ushers", "c:\\windows\\cmd.exe", "", "hishe", "xxxx"} {
-		got, _ := a.scan(text, nil)
-		var want []int32
-		for i := 0; i < len(text); i++ {
-			for j, p := range pats {
-				if strings.HasSuffix(text[:i+1], p) {
-					want = append(want, ids[j])
+	texts := []string{"ushers", "c:\\windows\\cmd.exe", "", "hishe", "xxxx", "USHERS", "C:\\Windows\\CMD.EXE"}
+	// Random patterns and texts over a small alphabet, so that the text
+	// walks deep states, fails back and overlaps patterns.
+	rng := rand.New(rand.NewPCG(1, 2))
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			const alphabet = "abcAB\\:."
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	var rpats []string
+	for range 300 {
+		rpats = append(rpats, strings.ToLower(word(1+rng.IntN(8))))
+	}
+	var rtexts []string
+	for range 200 {
+		rtexts = append(rtexts, word(rng.IntN(60)))
+	}
+	for _, tc := range []struct {
+		pats, texts []string
+	}{{pats, texts}, {rpats, rtexts}} {
+		ids := make([]int32, len(tc.pats))
+		for i := range ids {
+			ids[i] = int32(i)
+		}
+		// Budget 0: only the root and depth 1 are dense; the default:
+		// a complete DFA for these sizes.
+		for _, budget := range []int{0, 64, denseBudget} {
+			a := buildAutomaton(tc.pats, ids, budget)
+			for _, text := range tc.texts {
+				got, ok := a.scan(text, nil)
+				if !ok {
+					t.Fatalf("%q: ASCII text refused", text)
+				}
+				lower := strings.ToLower(text)
+				var want []int32
+				for i := 0; i < len(lower); i++ {
+					for j, p := range tc.pats {
+						if strings.HasSuffix(lower[:i+1], p) {
+							want = append(want, ids[j])
+						}
+					}
+				}
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					t.Errorf("budget %d, %q: got %v want %v", budget, text, got, want)
+				}
+				got = a.scanLower(lower, nil)
+				slices.Sort(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("budget %d, scanLower %q: got %v want %v", budget, lower, got, want)
 				}
 			}
 		}
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("%q: got %v want %v", text, got, want)
+	}
+}
+
+// TestRegexpFastPaths: the length pre-check and the ".{n,}" length test
+// must agree with package regexp.
+func TestRegexpFastPaths(t *testing.T) {
+	exprs := []string{`.{5,}`, `(?s).{5,}`, `(.{3,})`, `(?i)ab[0-9]{3}`, `a|bcd`, `x*`, `^$`, `\bfoo\b`, `(?i)k{2}`}
+	values := []string{"", "abcd", "abcde", "ab\ncde", "abc\ndefgh", "a\nb\nc\nd\ne", "Ab123", "AB12",
+		"ééééé", "é\né\né", "\xff\xfe\xfd\xfc\xfb", "KK", "\u212a\u212a", "foo", "bcd", "xxx"}
+	for _, expr := range exprs {
+		re := regexp.MustCompile(expr)
+		m := newReMatcher(expr, re)
+		for _, v := range values {
+			if got, want := m.match(nil, val{raw: v}), re.MatchString(v); got != want {
+				t.Errorf("%s on %q: %v, regexp says %v (minLen %d, runLen %d)", expr, v, got, want, m.minLen, m.runLen)
+			}
 		}
 	}
 }
