@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"time"
 
 	"github.com/mamori-soc/mamori/internal/bench"
+	"github.com/mamori-soc/mamori/internal/detect/anomaly"
 	"github.com/spf13/cobra"
 )
 
@@ -49,5 +51,40 @@ func newBenchCmd() *cobra.Command {
 	srch.Flags().StringVar(&so.Dir, "dir", "", "engine directory (kept and reused when given)")
 	srch.Flags().IntVar(&so.Runs, "runs", 5, "timings per query")
 	cmd.AddCommand(srch)
+	cmd.AddCommand(newBenchOutbreakCmd())
+	return cmd
+}
+
+func newBenchOutbreakCmd() *cobra.Command {
+	var o bench.OutbreakOptions
+	var scenario, linesPath string
+	var days int
+	cmd := &cobra.Command{
+		Use:   "outbreak",
+		Short: "Replay a generated Postfix stream (steady, diurnal, or a 10× outbreak) through the parser and the baselines; report surges",
+		Example: `  mamori bench outbreak --scenario outbreak
+  mamori bench outbreak --scenario diurnal --days 7
+  mamori bench outbreak --scenario outbreak --lines mail.log   # also write the syslog lines`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Gen.Scenario = anomaly.Scenario(scenario)
+			o.Gen.Duration = time.Duration(days) * 24 * time.Hour
+			o.Out = os.Stdout
+			if linesPath != "" {
+				f, err := os.Create(linesPath)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				o.Lines = f
+			}
+			return bench.Outbreak(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().StringVar(&scenario, "scenario", "outbreak", "steady, diurnal or outbreak")
+	cmd.Flags().IntVar(&days, "days", 7, "days of normal traffic (before the rise, for outbreak)")
+	cmd.Flags().Uint64Var(&o.Gen.Seed, "seed", 1, "random seed (runs are deterministic)")
+	cmd.Flags().Float64Var(&o.Gen.Rate, "rate", 0, "mails per minute: steady rate or diurnal peak (default 10 / 30)")
+	cmd.Flags().StringVar(&linesPath, "lines", "", "also write the generated syslog lines to this file")
 	return cmd
 }

@@ -22,7 +22,7 @@ and finds them again.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newRulesCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }
 

@@ -122,7 +122,8 @@ type DetectConfig struct {
 	Workers int  `yaml:"workers"`
 	// DedupWindow: the same rule on the same entity within it updates one alert.
 	DedupWindow Duration `yaml:"dedup_window"`
-	// RetroHunt is how far back a new indicator is hunted in stored events.
+	// RetroHunt is how far back a new indicator is hunted in stored events
+	// (0 turns retro-hunts off).
 	RetroHunt Duration `yaml:"retro_hunt"`
 	// Placeholders fill Sigma's expand modifier, e.g. DomainControllers: [dc1, dc2].
 	Placeholders map[string][]string `yaml:"placeholders"`
@@ -132,6 +133,24 @@ type DetectConfig struct {
 	Tenants map[string]TenantDetectConfig `yaml:"tenants"`
 	// Anomaly turns the volume baselines on.
 	Anomaly bool `yaml:"anomaly"`
+	// AnomalyStreams replaces the default baseline streams (outbound mail by
+	// tenant, host and source; firewall denies by port; auth failures by user).
+	AnomalyStreams []AnomalyStream `yaml:"anomaly_streams"`
+}
+
+// AnomalyStream is one baseline stream: events whose fields match are
+// counted per minute, per tenant and per By group, and a rate of at least
+// K times the seasonal expectation (and Z spreads above it, and MinCount)
+// for For minutes is a surge.
+type AnomalyStream struct {
+	Name     string              `yaml:"name"`
+	Match    map[string][]string `yaml:"match"`
+	By       []string            `yaml:"by"`
+	K        float64             `yaml:"k"`
+	Z        float64             `yaml:"z"`
+	For      Duration            `yaml:"for"`
+	MinCount int                 `yaml:"min_count"`
+	Severity string              `yaml:"severity"`
 }
 
 // TenantDetectConfig is one tenant's detection override.

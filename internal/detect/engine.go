@@ -77,7 +77,6 @@ func New(b *bus.Bus, alerts *alert.Store, opts Options) *Engine {
 	return &Engine{bus: b, alerts: alerts, opts: opts}
 }
 
-
 // SetAnomaly sets the baseline detector (nil: none). Its signals become
 // alerts when Advance is called.
 func (e *Engine) SetAnomaly(a *anomaly.Detector) { e.anomaly = a }

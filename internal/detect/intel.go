@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/alert"
@@ -38,7 +38,7 @@ func (e *Engine) SetIntel(st *intel.Store, ro RetroOptions) {
 	if ro.MaxHits <= 0 {
 		ro.MaxHits = 10000
 	}
-	e.retro = &retroHunter{e: e, o: ro, queue: make(chan []*intel.Indicator, 64)}
+	e.retro = &retroHunter{e: e, o: ro, queue: make(chan []*intel.Indicator, 4096)}
 	st.OnAdded(e.retro.enqueue)
 }
 
@@ -82,26 +82,41 @@ func indicatorFinding(ind *intel.Indicator, field string, now time.Time) alert.F
 	}
 }
 
-// retroHunter runs hunts one batch of indicators at a time, so that a big
-// feed import does not flood the events store with queries.
+// retroHunter runs hunts in the background, a batch of indicators per
+// query, paced so that a large feed import does not starve ingest.
 type retroHunter struct {
-	e     *Engine
-	o     RetroOptions
-	queue chan []*intel.Indicator
-	mu    sync.Mutex
-	lost  int
+	e       *Engine
+	o       RetroOptions
+	queue   chan []*intel.Indicator
+	pending atomic.Int64 // indicators queued, not hunted yet
 }
 
 // enqueue is the intel store's OnAdded callback: it must not block.
 func (h *retroHunter) enqueue(added []*intel.Indicator) {
 	select {
 	case h.queue <- added:
+		h.pending.Add(int64(len(added)))
+		h.gauge()
 	default:
-		h.mu.Lock()
-		h.lost += len(added)
-		h.mu.Unlock()
 		h.e.opts.Logger.Warn("retro-hunt queue full; indicators not hunted", "indicators", len(added))
 	}
+}
+
+func (h *retroHunter) gauge() {
+	if m := h.e.opts.Metrics; m != nil {
+		m.RetroPending.Set(float64(h.pending.Load()))
+	}
+}
+
+// retroBatch is how many indicators one hunt query covers: exact-value
+// filters are cheap to combine, regexp filters (domains, URLs, file
+// names) cost the engine a compile each.
+func retroBatch(t intel.Type) int {
+	switch t {
+	case intel.TypeDomain, intel.TypeURL, intel.TypeFilename:
+		return 25
+	}
+	return 200
 }
 
 func (h *retroHunter) run(ctx context.Context) {
@@ -110,80 +125,93 @@ func (h *retroHunter) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case inds := <-h.queue:
+			byType := map[intel.Type][]*intel.Indicator{}
 			for _, ind := range inds {
-				if ctx.Err() != nil {
-					return
-				}
-				if err := h.hunt(ctx, ind); err != nil && ctx.Err() == nil {
-					h.e.opts.Logger.Warn("retro-hunt failed", "indicator", ind.Key().String(), "err", err)
+				byType[ind.Type] = append(byType[ind.Type], ind)
+			}
+			for typ, list := range byType {
+				n := retroBatch(typ)
+				for i := 0; i < len(list); i += n {
+					if ctx.Err() != nil {
+						return
+					}
+					part := list[i:min(i+n, len(list))]
+					start := time.Now()
+					if err := h.hunt(ctx, part); err != nil && ctx.Err() == nil {
+						h.e.opts.Logger.Warn("retro-hunt failed", "indicators", len(part), "first", part[0].Key().String(), "err", err)
+					}
+					h.pending.Add(-int64(len(part)))
+					h.gauge()
+					// Pace: at most half of one core for hunting.
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(time.Since(start)):
+					}
 				}
 			}
 		}
 	}
 }
 
-// hunt searches the stored events of every tenant the indicator applies to
-// and records each hit as a finding marked retro.
-func (h *retroHunter) hunt(ctx context.Context, ind *intel.Indicator) error {
-	q, err := intel.RetroQuery(ind)
-	if err != nil {
-		return err
+// hunt searches the stored events of every tenant the indicators apply to
+// with one query, attributes each event found to the indicators it
+// mentions (the live matcher's rules, so a retro alert means what a live
+// one means), and records the findings marked retro.
+func (h *retroHunter) hunt(ctx context.Context, inds []*intel.Indicator) error {
+	var parts []string
+	byTenant := map[string][]*intel.Indicator{}
+	all := h.o.Tenants()
+	for _, ind := range inds {
+		q, err := intel.RetroQuery(ind)
+		if err != nil {
+			h.e.opts.Logger.Warn("no retro-hunt query", "indicator", ind.Key().String(), "err", err)
+			continue
+		}
+		parts = append(parts, "("+q+")")
+		if ind.Tenant != "" {
+			byTenant[ind.Tenant] = append(byTenant[ind.Tenant], ind)
+			continue
+		}
+		for _, t := range all {
+			byTenant[t] = append(byTenant[t], ind)
+		}
 	}
-	tenants := h.o.Tenants()
-	if ind.Tenant != "" {
-		tenants = []string{ind.Tenant}
+	if len(parts) == 0 {
+		return nil
 	}
+	q := strings.Join(parts, " OR ")
 	now := time.Now()
 	from := now.Add(-h.o.Window)
-	for _, tenant := range tenants {
+	for tenant, list := range byTenant {
+		m := intel.NewMatcher(nil)
+		m.Replace(list)
 		found := 0
 		err := h.o.Events.Query(ctx, []string{tenant}, from, now, q+" | limit "+fmt.Sprint(h.o.MaxHits), func(r store.Row) error {
-			f := indicatorFinding(ind, retroField(r, ind.Value), now)
-			en := map[string][]string{}
-			for _, ef := range entityFields {
-				for _, name := range ef.fields {
-					if v, ok := r.Get(name); ok && v != "" && v != "-" {
-						en[ef.kind] = appendNew(en[ef.kind], v)
-					}
+			ev := store.RowToEvent(r)
+			ev.Tenant = tenant
+			en := entities(ev)
+			m.Match(ev, func(hit intel.Hit) {
+				f := indicatorFinding(hit.Indicator, hit.Field, now)
+				f.Tenant, f.Retro, f.Entity, f.Entities = tenant, true, "retro,"+dedupEntity(en), en
+				if ev.ID != "" {
+					f.EventIDs = []string{ev.ID}
 				}
-			}
-			ts := now
-			if v, ok := r.Get("_time"); ok {
-				if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-					ts = t
-				}
-			}
-			f.Tenant, f.Retro, f.Entity, f.Entities = tenant, true, "retro,"+dedupEntity(en), en
-			if id, ok := r.Get("event.id"); ok {
-				f.EventIDs = []string{id}
-			}
-			f.FirstSeen, f.LastSeen = ts, ts
-			f.Field = r.Get
-			h.e.record(f, nil)
-			found++
+				f.FirstSeen, f.LastSeen, f.Field = ev.Timestamp, ev.Timestamp, fieldLookup(ev)
+				h.e.record(f, nil)
+				found++
+			})
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("tenant %s: %w", tenant, err)
 		}
 		if found > 0 {
-			h.e.opts.Logger.Info("retro-hunt found events", "indicator", ind.Key().String(), "tenant", tenant, "events", found)
+			h.e.opts.Logger.Info("retro-hunt found events", "indicators", len(list), "tenant", tenant, "hits", found)
 		}
 	}
 	if m := h.e.opts.Metrics; m != nil {
-		m.RetroHunts.Inc()
+		m.RetroHunts.Add(float64(len(inds)))
 	}
 	return h.e.alerts.Commit(ctx)
-}
-
-// retroField names the first field of r holding the indicator's value.
-func retroField(r store.Row, value string) string {
-	for _, f := range r {
-		if strings.EqualFold(f.Value, value) || strings.Contains(strings.ToLower(f.Value), value) {
-			if f.Name != "_msg" && f.Name != "event.original" {
-				return f.Name
-			}
-		}
-	}
-	return ""
 }

@@ -13,6 +13,7 @@ type Metrics struct {
 	RulesLoaded  prometheus.Gauge
 	RulesSkipped prometheus.Gauge
 	RetroHunts   prometheus.Counter
+	RetroPending prometheus.Gauge
 }
 
 // NewMetrics creates and registers the metrics.
@@ -32,8 +33,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "How far behind ingest the detection consumer runs (per bus batch).", Buckets: lat}),
 		RulesLoaded:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "mamori_detect_rules_loaded", Help: "Rules compiled in the current rule set."}),
 		RulesSkipped: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mamori_detect_rules_skipped", Help: "Rules skipped at the last load (see GET /api/v1/rules)."}),
-		RetroHunts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "mamori_detect_retro_hunts_total", Help: "Retro-hunts run for new indicators."}),
+		RetroHunts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "mamori_detect_retro_hunts_total", Help: "Indicators retro-hunted in the stored events."}),
+		RetroPending: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mamori_detect_retro_pending", Help: "Indicators queued for a retro-hunt."}),
 	}
-	reg.MustRegister(m.Events, m.Findings, m.Alerts, m.BatchTime, m.Latency, m.Lag, m.RulesLoaded, m.RulesSkipped, m.RetroHunts)
+	reg.MustRegister(m.Events, m.Findings, m.Alerts, m.BatchTime, m.Latency, m.Lag, m.RulesLoaded, m.RulesSkipped, m.RetroHunts, m.RetroPending)
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"syscall"
@@ -77,7 +78,14 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 		return nil, err
 	}
 	if cfg.Detect.Anomaly {
-		an, err := anomaly.New(anomaly.Config{Streams: anomaly.DefaultStreams(), Logger: dlog})
+		streams := anomaly.DefaultStreams()
+		if len(cfg.Detect.AnomalyStreams) > 0 {
+			streams = streams[:0]
+			for _, c := range cfg.Detect.AnomalyStreams {
+				streams = append(streams, anomaly.Stream{Name: c.Name, Match: c.Match, By: c.By, K: c.K, Z: c.Z, For: c.For, MinCount: c.MinCount, Severity: c.Severity})
+			}
+		}
+		an, err := anomaly.New(anomaly.Config{Streams: streams, Logger: dlog})
 		if err != nil {
 			return nil, fmt.Errorf("anomaly: %w", err)
 		}
@@ -93,13 +101,27 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 		return nil, err
 	}
 	dlog.Info("indicators loaded", "indicators", d.intel.Len(), "took", time.Since(start).Round(time.Millisecond))
-	d.engine.SetIntel(d.intel, detect.RetroOptions{Events: events, Window: cfg.Detect.RetroHunt.D(), Tenants: func() []string {
+	// The Go memory limit keeps the process under its budget; indicators are
+	// resident by design, so the budget grows with them instead of the
+	// collector running flat out to defend a limit the live heap exceeds.
+	if cfg.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		setLimit := func() {
+			debug.SetMemoryLimit(int64(cfg.MemoryLimit) + int64(d.intel.Len())*bytesPerIndicator)
+		}
+		setLimit()
+		d.intel.OnAdded(func([]*intel.Indicator) { setLimit() })
+	}
+	ro := detect.RetroOptions{Events: events, Window: cfg.Detect.RetroHunt.D(), Tenants: func() []string {
 		var names []string
 		for _, t := range st.Tenants() {
 			names = append(names, t.Name)
 		}
 		return names
-	}})
+	}}
+	if cfg.Detect.RetroHunt <= 0 {
+		ro.Events = nil // retro-hunts off
+	}
+	d.engine.SetIntel(d.intel, ro)
 	if err := d.engine.Ensure(ctx); err != nil {
 		return nil, err
 	}
@@ -107,6 +129,10 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 }
 
 const baselineKey = "anomaly.baselines"
+
+// bytesPerIndicator is the resident cost of one indicator (store copy and
+// matcher index; internal/intel's benchmark measures ~430 B for the matcher).
+const bytesPerIndicator = 700
 
 func (d *detection) ensureStateTable(ctx context.Context) error {
 	_, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS detect_state (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated INTEGER NOT NULL)`)
