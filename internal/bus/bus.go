@@ -207,8 +207,8 @@ type ConsumeOptions struct {
 	// returns nil, e.g. after a later group flush. AckWait must cover that delay.
 	ManualAck bool
 	// View decodes events without copying their strings: they share the
-	// message's memory and must not be kept after the handler (or the Ack of
-	// a ManualAck consumer).
+	// message's memory, and their structs are reused by the next fetch, so
+	// they must not be kept after the handler returns.
 	View bool
 	// MaxAckPending bounds batches delivered but not acknowledged
 	// (default MaxMessages × Workers × 4).
@@ -284,6 +284,9 @@ func (o ConsumeOptions) withDefaults() ConsumeOptions {
 }
 
 func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, durable string, o ConsumeOptions, h Handler) {
+	// With View, each message of a fetch has its decoder, whose memory the
+	// next fetch reuses (events do not outlive the handler call).
+	var decs []*event.ViewDecoder
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(o.MaxMessages, jetstream.FetchMaxWait(o.MaxWait))
 		if err != nil {
@@ -298,7 +301,10 @@ func (b *Bus) consumeLoop(ctx context.Context, cons jetstream.Consumer, durable 
 		for m := range batch.Messages() {
 			decode := event.DecodeBatch
 			if o.View {
-				decode = event.DecodeBatchView
+				if len(ds) == len(decs) {
+					decs = append(decs, &event.ViewDecoder{})
+				}
+				decode = decs[len(ds)].Decode
 			}
 			evs, err := decode(m.Data())
 			if err != nil {

@@ -51,7 +51,7 @@ func appendString(dst []byte, s string) []byte {
 
 // DecodeBatch decodes a batch made by AppendBatch.
 func DecodeBatch(b []byte) ([]*Event, error) {
-	return decodeBatch(b, false)
+	return decodeBatch(b, false, nil)
 }
 
 // DecodeBatchView decodes like DecodeBatch but without copying: the events'
@@ -59,10 +59,25 @@ func DecodeBatch(b []byte) ([]*Event, error) {
 // allocates the events and their fields in two blocks, which keeps the
 // collector's work per batch small on the bus → store path.
 func DecodeBatchView(b []byte) ([]*Event, error) {
-	return decodeBatch(b, true)
+	return decodeBatch(b, true, nil)
 }
 
-func decodeBatch(b []byte, view bool) ([]*Event, error) {
+// ViewDecoder decodes like DecodeBatchView but reuses its memory from one
+// call to the next, so a consumer decoding batch after batch allocates
+// (and gives the collector) almost nothing: the events of a call are valid
+// only until the next call.
+type ViewDecoder struct {
+	events []*Event
+	block  []Event
+	fields []Field
+}
+
+// Decode decodes b; see ViewDecoder.
+func (v *ViewDecoder) Decode(b []byte) ([]*Event, error) {
+	return decodeBatch(b, true, v)
+}
+
+func decodeBatch(b []byte, view bool, reuse *ViewDecoder) ([]*Event, error) {
 	d := decoder{b: b, view: view}
 	if len(b) == 0 || b[0] != codecVersion {
 		return nil, fmt.Errorf("%w: unknown version", ErrCorrupt)
@@ -72,11 +87,24 @@ func decodeBatch(b []byte, view bool) ([]*Event, error) {
 	if d.err == nil && n > uint64(len(d.b)) {
 		return nil, fmt.Errorf("%w: count %d exceeds payload", ErrCorrupt, n)
 	}
-	events := make([]*Event, 0, n)
+	var events []*Event
 	var block []Event
 	var fieldBlock []Field
-	if view {
+	switch {
+	case reuse != nil:
+		if uint64(cap(reuse.block)) < n {
+			reuse.block = make([]Event, n)
+			reuse.events = make([]*Event, 0, n)
+		}
+		block = reuse.block[:n]
+		clear(block) // no string of the previous batch stays reachable
+		events = reuse.events[:0]
+		fieldBlock = reuse.fields[:0]
+	case view:
+		events = make([]*Event, 0, n)
 		block = make([]Event, n)
+	default:
+		events = make([]*Event, 0, n)
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		e := &Event{}
@@ -107,6 +135,12 @@ func decodeBatch(b []byte, view bool) ([]*Event, error) {
 			e.Fields = append(e.Fields, Field{Name: name, Value: d.str()})
 		}
 		events = append(events, e)
+	}
+	if reuse != nil {
+		reuse.events = events
+		if cap(fieldBlock) > cap(reuse.fields) {
+			reuse.fields = fieldBlock[:0]
+		}
 	}
 	if d.err != nil {
 		return nil, d.err

@@ -1,6 +1,7 @@
 package event
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -59,6 +60,45 @@ func TestCodecRoundTrip(t *testing.T) {
 		if _, err := DecodeBatch(b[:i]); err == nil {
 			t.Fatalf("truncated batch at %d decoded without error", i)
 		}
+	}
+}
+
+// TestViewDecoderReuse: a reused decoder gives, call after call, what
+// DecodeBatch gives, whatever the sizes of the batches before.
+func TestViewDecoderReuse(t *testing.T) {
+	var vd ViewDecoder
+	for round, n := range []int{3, 1, 500, 2, 0, 40} {
+		in := make([]*Event, n)
+		for i := range in {
+			e := &Event{ID: fmt.Sprintf("r%d-%d", round, i), Tenant: "t", Timestamp: time.Unix(int64(i), 0).UTC(), Ingested: time.Unix(0, 0).UTC()}
+			for j := 0; j < (i*7+round)%13; j++ {
+				e.Set(fmt.Sprintf("f%02d", j), fmt.Sprintf("v%d-%d", round, j))
+			}
+			in[i] = e
+		}
+		b := AppendBatch(nil, in)
+		want, err := DecodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := vd.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d events, want %d", round, len(got), len(want))
+		}
+		for i := range want {
+			if len(got[i].Fields) == 0 {
+				got[i].Fields = want[i].Fields // nil and empty are the same here
+			}
+			if !reflect.DeepEqual(want[i], got[i]) {
+				t.Fatalf("round %d event %d:\n%+v\n%+v", round, i, want[i], got[i])
+			}
+		}
+	}
+	if _, err := vd.Decode([]byte{1, 5}); err == nil {
+		t.Fatal("corrupt batch decoded")
 	}
 }
 
