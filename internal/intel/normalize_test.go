@@ -143,7 +143,7 @@ func FuzzNormalize(f *testing.F) {
 		if nt2, n2, err := Normalize(nt, n); err != nil || nt2 != nt || n2 != n {
 			t.Fatalf("Normalize(%q, %q) = %s %q, not a fixed point: %s %q %v", typ, v, nt, n, nt2, n2, err)
 		}
-		if _, ok := slotOf(&Indicator{Type: nt, Value: n}); !ok {
+		if _, _, _, _, ok := keyOf(nt, n); !ok {
 			t.Fatalf("normalized %s %q has no matcher slot", nt, n)
 		}
 	})

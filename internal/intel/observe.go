@@ -165,27 +165,13 @@ func lower(v string, buf *[256]byte) (string, bool) {
 	return unsafe.String(&buf[0], len(v)), true
 }
 
-func (st *matchState) lookupStr(kind int, key string) list {
-	x := st.x
-	if x.delta != nil {
-		if l, ok := x.delta.str[kind][key]; ok {
-			return l
-		}
-	}
-	if !x.base.mayHave(kind, key) {
-		return nil
-	}
-	return x.base.str[kind][key]
+func (st *matchState) lookupStr(kind int, key string) group {
+	return st.x.lookup(kind, key)
 }
 
-func (st *matchState) lookupIP(a netip.Addr) list {
-	x := st.x
-	if x.delta != nil {
-		if l, ok := x.delta.ip[a]; ok {
-			return l
-		}
-	}
-	return x.base.ip[a]
+func (st *matchState) lookupIP(a netip.Addr) group {
+	k := ipKey(a)
+	return st.x.lookup(kIP, unsafe.String(&k[0], len(k)))
 }
 
 // str looks up a case-insensitive exact value (hashes, e-mail, file names).
@@ -194,7 +180,7 @@ func (st *matchState) str(kind int, name, v string, buf *[256]byte) {
 	if !ok || key == "" {
 		return
 	}
-	if l := st.lookupStr(kind, key); len(l) > 0 {
+	if l := st.lookupStr(kind, key); !l.empty() {
 		st.emit(l, name, v)
 	}
 }
@@ -208,7 +194,7 @@ func (st *matchState) ip(name, v string) {
 }
 
 func (st *matchState) addr(name, v string, a netip.Addr) {
-	if l := st.lookupIP(a); len(l) > 0 {
+	if l := st.lookupIP(a); !l.empty() {
 		st.emit(l, name, v)
 	}
 	if a.Is4() {
@@ -252,7 +238,7 @@ func (st *matchState) domainWalk(name, v string, buf *[256]byte) (hit bool) {
 	}
 	dots := strings.Count(key, ".")
 	for dots >= st.x.minDots {
-		if l := st.lookupStr(kDomain, key); len(l) > 0 {
+		if l := st.lookupStr(kDomain, key); !l.empty() {
 			st.emit(l, name, v)
 			hit = true
 		}
@@ -303,7 +289,7 @@ func (st *matchState) url(name, v string, buf *[256]byte) {
 		n = k
 	}
 	lowerBytes(buf[:len(dom)])
-	if l := st.lookupStr(kURL, unsafe.String(&buf[0], n)); len(l) > 0 {
+	if l := st.lookupStr(kURL, unsafe.String(&buf[0], n)); !l.empty() {
 		st.emit(l, name, v)
 	}
 }
@@ -342,7 +328,7 @@ func (st *matchState) urlKey(name, v, rest string, buf *[256]byte) {
 		n++
 	}
 	n += copy(buf[n:], tail)
-	if l := st.lookupStr(kURL, unsafe.String(&buf[0], n)); len(l) > 0 {
+	if l := st.lookupStr(kURL, unsafe.String(&buf[0], n)); !l.empty() {
 		st.emit(l, name, v)
 	}
 }
@@ -377,7 +363,7 @@ func (st *matchState) hexHash(name, v string, buf *[256]byte) {
 }
 
 func (st *matchState) emitStr(kind int, key, name, v string) {
-	if l := st.lookupStr(kind, key); len(l) > 0 {
+	if l := st.lookupStr(kind, key); !l.empty() {
 		st.emit(l, name, v)
 	}
 }

@@ -35,9 +35,10 @@ const upsertSQL = `INSERT INTO intel_indicators (tenant, type, value, sources, e
 VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (tenant, type, value) DO UPDATE SET sources = excluded.sources, expires = excluded.expires, updated = excluded.updated`
 
-// Store keeps the indicators: all of them in memory (for the matcher and
-// for listing) and persisted in SQLite. Writers are serialized; readers
-// (List, Get, Match) run concurrently with them.
+// Store keeps the indicators: all of them in memory and persisted in
+// SQLite. The in-memory copy is the matcher's (one copy, pointer-free, see
+// rec): Get and List read it. Writers are serialized; readers (List, Get,
+// Match) run concurrently with them.
 type Store struct {
 	db  *sql.DB
 	log *slog.Logger
@@ -46,8 +47,7 @@ type Store struct {
 
 	wmu sync.Mutex // one writer at a time, for the whole read-modify-write
 
-	mu      sync.RWMutex // guards all and onAdded
-	all     map[Key]*Indicator
+	mu      sync.Mutex // guards onAdded
 	onAdded []func([]*Indicator)
 }
 
@@ -63,7 +63,7 @@ func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = no
 // Open creates the intel_* tables in db when missing (SQLite, driver
 // "sqlite") and loads every stored indicator into memory and the matcher.
 func Open(ctx context.Context, db *sql.DB, opts ...Option) (*Store, error) {
-	s := &Store{db: db, log: slog.Default(), now: time.Now, all: map[Key]*Indicator{}}
+	s := &Store{db: db, log: slog.Default(), now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -91,12 +91,11 @@ func Open(ctx context.Context, db *sql.DB, opts ...Option) (*Store, error) {
 			s.log.Warn("skipping stored indicator with unreadable sources", "indicator", ind.Key().String(), "err", err)
 			continue
 		}
-		if _, ok := slotOf(ind); !ok {
+		if _, _, _, _, ok := keyOf(ind.Type, ind.Value); !ok {
 			skipped++
 			s.log.Warn("skipping stored indicator of unknown type or bad value", "indicator", ind.Key().String())
 			continue
 		}
-		s.all[ind.Key()] = ind
 		loaded = append(loaded, ind)
 	}
 	if err := rows.Err(); err != nil {
@@ -114,11 +113,7 @@ func (s *Store) Matcher() *Matcher { return s.m }
 func (s *Store) Match(e *event.Event, fn func(Hit)) { s.m.Match(e, fn) }
 
 // Len is the number of indicators.
-func (s *Store) Len() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.all)
-}
+func (s *Store) Len() int { return s.m.Len() }
 
 // OnAdded registers fn to be called after every Add that created
 // indicators or gave existing ones a new or updated source, with those
@@ -163,16 +158,16 @@ func (s *Store) Add(ctx context.Context, inds []Indicator) (AddResult, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	changed := make([]*Indicator, 0, len(order))
-	s.mu.RLock()
+	x := s.m.snap.Load() // current: writers hold wmu
 	for _, k := range order {
 		ind := batch[k]
-		old, ok := s.all[k]
+		id, ok := x.get(k)
 		if !ok {
 			res.New++
 			changed = append(changed, ind)
 			continue
 		}
-		merged, diff := mergeSources(old.Sources, ind.Sources)
+		merged, diff := mergeSources(x.decode(id).Sources, ind.Sources)
 		if !diff {
 			res.Unchanged++
 			continue
@@ -181,7 +176,6 @@ func (s *Store) Add(ctx context.Context, inds []Indicator) (AddResult, error) {
 		ind.Sources = merged
 		changed = append(changed, ind)
 	}
-	s.mu.RUnlock()
 	if len(changed) == 0 {
 		return res, nil
 	}
@@ -189,9 +183,6 @@ func (s *Store) Add(ctx context.Context, inds []Indicator) (AddResult, error) {
 		return AddResult{}, err
 	}
 	s.mu.Lock()
-	for _, ind := range changed {
-		s.all[ind.Key()] = ind
-	}
 	callbacks := slices.Clone(s.onAdded)
 	s.mu.Unlock()
 	s.m.Update(changed, nil)
@@ -251,25 +242,19 @@ func (s *Store) Remove(ctx context.Context, keys ...Key) (int, error) {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	s.mu.RLock()
+	x := s.m.snap.Load()
 	present := norm[:0]
 	for _, k := range norm {
-		if _, ok := s.all[k]; ok {
+		if _, ok := x.get(k); ok {
 			present = append(present, k)
 		}
 	}
-	s.mu.RUnlock()
 	if len(present) == 0 {
 		return 0, nil
 	}
 	if err := s.delete(ctx, present); err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	for _, k := range present {
-		delete(s.all, k)
-	}
-	s.mu.Unlock()
 	s.m.Update(nil, present)
 	return len(present), nil
 }
@@ -303,13 +288,12 @@ func (s *Store) Get(_ context.Context, k Key) (*Indicator, error) {
 		return nil, fmt.Errorf("intel: get %s: %w", k, err)
 	}
 	k.Type, k.Value = t, v
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	ind, ok := s.all[k]
+	x := s.m.snap.Load()
+	id, ok := x.get(k)
 	if !ok {
 		return nil, fmt.Errorf("intel: %s: %w", k, ErrNotFound)
 	}
-	return ind.Clone(), nil
+	return x.decode(id), nil
 }
 
 // Filter selects indicators for List. Zero fields do not filter.
@@ -328,29 +312,32 @@ type Filter struct {
 // and value.
 func (s *Store) List(_ context.Context, f Filter) ([]*Indicator, error) {
 	now := s.now()
+	sec, ns := now.Unix(), int32(now.Nanosecond())
 	contains := strings.ToLower(f.Contains)
-	s.mu.RLock()
-	var out []*Indicator
-	for k, ind := range s.all {
+	x := s.m.snap.Load()
+	var ids []uint32
+	x.each(func(id uint32) bool {
+		k, r := x.keyFor(id), &x.recs[id]
 		switch {
 		case f.Tenant != "" && k.Tenant != f.Tenant,
 			f.GlobalOnly && k.Tenant != "",
 			f.Type != "" && k.Type != f.Type,
 			contains != "" && !strings.Contains(k.Value, contains),
-			f.Source != "" && !slices.ContainsFunc(ind.Sources, func(r SourceRef) bool { return r.Source == f.Source }),
-			!f.IncludeExpired && !ind.Active(now),
-			f.After != nil && compareKeys(k, *f.After) <= 0:
-			continue
+			!f.IncludeExpired && !r.active(sec, ns),
+			f.After != nil && compareKeys(k, *f.After) <= 0,
+			f.Source != "" && !slices.ContainsFunc(x.decode(id).Sources, func(r SourceRef) bool { return r.Source == f.Source }):
+			return true
 		}
-		out = append(out, ind)
+		ids = append(ids, id)
+		return true
+	})
+	slices.SortFunc(ids, func(a, b uint32) int { return compareKeys(x.keyFor(a), x.keyFor(b)) })
+	if f.Limit > 0 && len(ids) > f.Limit {
+		ids = ids[:f.Limit]
 	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *Indicator) int { return compareKeys(a.Key(), b.Key()) })
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	for i, ind := range out {
-		out[i] = ind.Clone()
+	out := make([]*Indicator, len(ids))
+	for i, id := range ids {
+		out[i] = x.decode(id)
 	}
 	return out, nil
 }
@@ -374,21 +361,27 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (ExpireResult, error)
 	defer s.wmu.Unlock()
 	var purge []Key
 	var trimmed []*Indicator
-	s.mu.RLock()
-	for k, ind := range s.all {
-		if !ind.Active(now) {
+	sec, ns := now.Unix(), int32(now.Nanosecond())
+	x := s.m.snap.Load()
+	x.each(func(id uint32) bool {
+		r := &x.recs[id]
+		if !r.active(sec, ns) {
+			k := x.keyFor(id)
+			k.Value = strings.Clone(k.Value)
 			purge = append(purge, k)
-			continue
+			return true
 		}
-		if slices.ContainsFunc(ind.Sources, func(r SourceRef) bool { return !r.Active(now) }) {
-			c := ind.Clone()
+		if r.flags&fSomeExpire == 0 {
+			return true
+		}
+		if c := x.decode(id); slices.ContainsFunc(c.Sources, func(r SourceRef) bool { return !r.Active(now) }) {
 			before := len(c.Sources)
 			c.Sources = slices.DeleteFunc(c.Sources, func(r SourceRef) bool { return !r.Active(now) })
 			res.SourcesDropped += before - len(c.Sources)
 			trimmed = append(trimmed, c)
 		}
-	}
-	s.mu.RUnlock()
+		return true
+	})
 	if len(purge) > 0 {
 		if err := s.delete(ctx, purge); err != nil {
 			return ExpireResult{}, err
@@ -399,14 +392,6 @@ func (s *Store) Expire(ctx context.Context, now time.Time) (ExpireResult, error)
 			return ExpireResult{}, err
 		}
 	}
-	s.mu.Lock()
-	for _, k := range purge {
-		delete(s.all, k)
-	}
-	for _, ind := range trimmed {
-		s.all[ind.Key()] = ind
-	}
-	s.mu.Unlock()
 	s.m.Update(trimmed, purge)
 	res.Purged = len(purge)
 	if res.Purged > 0 || res.SourcesDropped > 0 {

@@ -130,9 +130,9 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 
 const baselineKey = "anomaly.baselines"
 
-// bytesPerIndicator is the resident cost of one indicator (store copy and
-// matcher index; internal/intel's benchmark measures ~430 B for the matcher).
-const bytesPerIndicator = 700
+// bytesPerIndicator is the resident cost of one indicator (the matcher's
+// arena and hash table; internal/intel measures ~130 B) with headroom.
+const bytesPerIndicator = 300
 
 func (d *detection) ensureStateTable(ctx context.Context) error {
 	_, err := d.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS detect_state (name TEXT PRIMARY KEY, body BLOB NOT NULL, updated INTEGER NOT NULL)`)
