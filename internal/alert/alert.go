@@ -142,6 +142,13 @@ func (a *Alert) merge(f *Finding) {
 	if n <= 0 {
 		n = 1
 	}
+	// A finding whose events the alert already holds is a replay (a bus
+	// batch evaluated again after a crash): it must not grow the count.
+	// Only the first maxEventIDs events are known, so a replay of an
+	// alert beyond them still counts twice.
+	if len(f.EventIDs) > 0 && !slices.ContainsFunc(f.EventIDs, func(id string) bool { return !slices.Contains(a.EventIDs, id) }) {
+		n = 0
+	}
 	a.Count += n
 	if !f.FirstSeen.IsZero() && f.FirstSeen.Before(a.FirstSeen) {
 		a.FirstSeen = f.FirstSeen

@@ -220,3 +220,20 @@ func TestSubscribe(t *testing.T) {
 		t.Fatalf("all-tenants subscriber has %d alerts, want 2", n)
 	}
 }
+
+// TestReplayDoesNotCount: the same event evaluated twice (a redelivered bus
+// batch) does not grow the alert's count.
+func TestReplayDoesNotCount(t *testing.T) {
+	c := &clock{t: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	s, db := openStore(t, filepath.Join(t.TempDir(), "s.db"), c)
+	defer db.Close()
+	f := finding("acme", "r1", "ws1", c.t, nil)
+	s.Record(f)
+	if a, _ := s.Record(f); a.Count != 1 {
+		t.Fatalf("replayed finding counted: count %d", a.Count)
+	}
+	g := finding("acme", "r1", "ws1", c.t.Add(time.Second), nil)
+	if a, _ := s.Record(g); a.Count != 2 {
+		t.Fatalf("new event not counted: count %d", a.Count)
+	}
+}
