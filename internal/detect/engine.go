@@ -181,6 +181,13 @@ func (e *Engine) Load() (*Ruleset, error) {
 		rs.Problems = append(rs.Problems, err.Error())
 	}
 	rs.Corr = corr
+	// Windows open under the previous rules carry over (a rule whose
+	// definition changed starts afresh).
+	if prev := e.rules.Load(); prev != nil && prev.Corr != nil {
+		if snap, err := prev.Corr.Snapshot(); err == nil {
+			_, _ = corr.Restore(snap)
+		}
+	}
 	e.rules.Store(rs)
 	st := all.Stats()
 	e.opts.Logger.Info("rules loaded", "rules", st.Loaded, "active", st.Active, "dormant", st.Dormant,
@@ -321,6 +328,26 @@ func (e *Engine) recordFirings(rs *Ruleset, fs []correlate.Firing, ev *event.Eve
 		}
 		e.record(fd, ev)
 	}
+}
+
+// SnapshotCorrelations encodes the open correlation windows (to survive a
+// restart); nil when no correlation runs.
+func (e *Engine) SnapshotCorrelations() ([]byte, error) {
+	rs := e.rules.Load()
+	if rs == nil || rs.Corr == nil {
+		return nil, nil
+	}
+	return rs.Corr.Snapshot()
+}
+
+// RestoreCorrelations loads windows saved by SnapshotCorrelations into the
+// current rules and returns how many groups it restored.
+func (e *Engine) RestoreCorrelations(b []byte) (int, error) {
+	rs := e.rules.Load()
+	if rs == nil || rs.Corr == nil {
+		return 0, nil
+	}
+	return rs.Corr.Restore(b)
 }
 
 // Tick lets correlations with upper bounds ("fewer than N in T") judge the

@@ -77,6 +77,18 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 	if _, err := d.engine.Load(); err != nil && !errors.Is(err, detect.ErrNoRules) {
 		return nil, err
 	}
+	if err := d.ensureStateTable(ctx); err != nil {
+		return nil, fmt.Errorf("detect state: %w", err)
+	}
+	if b, err := d.loadState(ctx, correlationKey); err != nil {
+		dlog.Warn("correlation windows not restored", "err", err)
+	} else if b != nil {
+		if n, err := d.engine.RestoreCorrelations(b); err != nil {
+			dlog.Warn("correlation windows not restored", "err", err)
+		} else if n > 0 {
+			dlog.Info("correlation windows restored", "groups", n)
+		}
+	}
 	if cfg.Detect.Anomaly {
 		streams := anomaly.DefaultStreams()
 		if len(cfg.Detect.AnomalyStreams) > 0 {
@@ -128,7 +140,11 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 	return d, nil
 }
 
-const baselineKey = "anomaly.baselines"
+// Keys of the detect_state table.
+const (
+	baselineKey    = "anomaly.baselines"
+	correlationKey = "correlate.windows"
+)
 
 // bytesPerIndicator is the resident cost of one indicator (the matcher's
 // arena and hash table; internal/intel measures ~130 B) with headroom.
@@ -139,33 +155,41 @@ func (d *detection) ensureStateTable(ctx context.Context) error {
 	return err
 }
 
-func (d *detection) restoreBaselines(ctx context.Context, an *anomaly.Detector) error {
-	if err := d.ensureStateTable(ctx); err != nil {
-		return err
-	}
+// loadState returns a saved blob, nil when there is none.
+func (d *detection) loadState(ctx context.Context, name string) ([]byte, error) {
 	var body []byte
-	err := d.db.QueryRowContext(ctx, `SELECT body FROM detect_state WHERE name = ?`, baselineKey).Scan(&body)
+	err := d.db.QueryRowContext(ctx, `SELECT body FROM detect_state WHERE name = ?`, name).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil
+		return nil, nil
 	}
-	if err != nil {
-		return err
-	}
-	return an.Restore(body)
+	return body, err
 }
 
-func (d *detection) saveBaselines(ctx context.Context) {
-	if d.anomaly == nil {
-		return
+func (d *detection) restoreBaselines(ctx context.Context, an *anomaly.Detector) error {
+	b, err := d.loadState(ctx, baselineKey)
+	if err != nil || b == nil {
+		return err
 	}
-	b, err := d.anomaly.Snapshot()
-	if err == nil {
+	return an.Restore(b)
+}
+
+func (d *detection) saveState(ctx context.Context, name string, snapshot func() ([]byte, error)) {
+	b, err := snapshot()
+	if err == nil && b != nil {
 		_, err = d.db.ExecContext(ctx, `INSERT INTO detect_state (name, body, updated) VALUES (?, ?, ?)
-			ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated = excluded.updated`, baselineKey, b, time.Now().UnixNano())
+			ON CONFLICT(name) DO UPDATE SET body = excluded.body, updated = excluded.updated`, name, b, time.Now().UnixNano())
 	}
 	if err != nil {
-		d.log.Warn("saving baselines failed", "err", err)
+		d.log.Warn("saving detection state failed", "state", name, "err", err)
 	}
+}
+
+// saveBaselines saves the baselines and the open correlation windows.
+func (d *detection) saveBaselines(ctx context.Context) {
+	if d.anomaly != nil {
+		d.saveState(ctx, baselineKey, d.anomaly.Snapshot)
+	}
+	d.saveState(ctx, correlationKey, d.engine.SnapshotCorrelations)
 }
 
 // start runs the consumer, the clock (correlation windows, baseline

@@ -372,3 +372,27 @@ func TestCrashDetection(t *testing.T) {
 		t.Errorf("alerts cover %d events, %d matching events are stored", alerted, stored)
 	}
 }
+
+// TestBruteForceAcrossRestart: a brute force half counted when the server
+// stops cleanly is completed by the failures after the restart.
+func TestBruteForceAcrossRestart(t *testing.T) {
+	need(t, "logger")
+	s := startServer(t, "")
+	send := func(n, from int) {
+		host, port := hostPort(t, s.addr.SyslogTCP)
+		for i := 0; i < n; i++ {
+			run(t, t.Context(), "logger", "-n", host, "-P", port, "-T", "--rfc5424", "-t", "sshd", "-p", "auth.info",
+				fmt.Sprintf("Failed password for alice from 192.0.2.44 port %d ssh2", 50000+from+i))
+		}
+	}
+	send(6, 0)
+	s.waitCount("alice", 6, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // the detection consumer has seen them
+	s.stop()
+	s.start()
+	send(5, 6)
+	as, n := s.waitAlerts(url.Values{"rule": {"88fabc0c-be96-4075-9059-01dccf632985"}}, 10, 20*time.Second)
+	if len(as) != 1 || n < 10 {
+		t.Fatalf("brute force across a restart: %d alerts covering %d events, want 1 covering ≥ 10", len(as), n)
+	}
+}
