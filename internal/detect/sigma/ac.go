@@ -27,6 +27,8 @@ type automaton struct {
 	// then step over c1 without the automaton. nil when too many pairs are
 	// true for skipping to pay (large pattern sets).
 	pair []bool
+	// minPat is the length of the shortest pattern: shorter text holds none.
+	minPat int
 }
 
 // denseBudget bounds the dense table (entries of 4 bytes): small
@@ -108,6 +110,9 @@ func buildAutomaton(pats []string, ids []int32, budget int) *automaton {
 	for pi, p := range pats {
 		if p == "" {
 			continue
+		}
+		if a.minPat == 0 || len(p) < a.minPat {
+			a.minPat = len(p)
 		}
 		s := int32(0)
 		for i := 0; i < len(p); i++ {
@@ -274,6 +279,16 @@ func (a *automaton) edge(s int32, c uint8) int32 {
 // non-ASCII text scan returns ok=false at once and the caller scans the
 // lower-cased text instead.
 func (a *automaton) scan(s string, hits []int32) (_ []int32, ok bool) {
+	if len(s) < a.minPat {
+		// Too short, unless lowering lengthens it (Ⱥ → ⱥ): non-ASCII
+		// text goes to scanLower as usual.
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				return hits, false
+			}
+		}
+		return hits, true
+	}
 	st := int32(0)
 	dense, n, nd, pair := a.dense, a.nclass, a.ndense, a.pair
 	for i := 0; i < len(s); i++ {
@@ -302,6 +317,9 @@ func (a *automaton) scan(s string, hits []int32) (_ []int32, ok bool) {
 
 // scanLower scans lower-case text (any bytes).
 func (a *automaton) scanLower(s string, hits []int32) []int32 {
+	if len(s) < a.minPat {
+		return hits
+	}
 	st := int32(0)
 	n, pair := a.nclass, a.pair
 	for i := 0; i < len(s); i++ {

@@ -14,6 +14,7 @@ import (
 type item struct {
 	field string
 	names []string
+	ids   fieldIDs // names' slots in the per-call look-up cache, set by bind
 	ms    []matcher
 	all   bool
 	line  int
@@ -23,7 +24,7 @@ func (it *item) eval(c *evalCtx) bool {
 	if it.field == "" {
 		return it.evalKeywords(c)
 	}
-	v, ok := c.get(it.names)
+	v, ok := c.get(it.names, it.ids)
 	for _, m := range it.ms {
 		var r bool
 		if ok {
@@ -89,6 +90,11 @@ type evalCtx struct {
 	hits    []int32  // automaton output scratch
 	visited []uint32 // per bucket: c.gen when the event visits it
 	groups  []int32  // keyword groups to scan
+
+	// field look-up cache, by field id: slot[id] is valid when
+	// slotGen[id] == gen.
+	slot    []int32
+	slotGen []uint32
 }
 
 func (c *evalCtx) reset(e *event.Event) {
@@ -98,6 +104,7 @@ func (c *evalCtx) reset(e *event.Event) {
 		clear(c.stamps)
 		clear(c.fired)
 		clear(c.visited)
+		clear(c.slotGen)
 		c.gen = 1
 	}
 	n := len(e.Fields) + 1 // the last slot is Original
@@ -130,13 +137,36 @@ func (c *evalCtx) find(name string) int {
 	return -1
 }
 
-func (c *evalCtx) get(names []string) (val, bool) {
-	for _, n := range names {
-		if i := c.find(n); i >= 0 {
+// fieldIDs number event field names across a Ruleset, so that an event
+// field is looked up once per call however many rules read it.
+type fieldIDs []int32
+
+// get returns the first of names the event sets. ids, when bound, are the
+// names' look-up cache slots.
+func (c *evalCtx) get(names []string, ids fieldIDs) (val, bool) {
+	cached := len(ids) == len(names)
+	for k, n := range names {
+		var i int
+		if cached {
+			i = c.findCached(n, ids[k])
+		} else {
+			i = c.find(n)
+		}
+		if i >= 0 {
 			return val{raw: c.e.Fields[i].Value, slot: i}, true
 		}
 	}
 	return val{}, false
+}
+
+// findCached is find, remembered per call under the name's id.
+func (c *evalCtx) findCached(name string, id int32) int {
+	if c.slotGen[id] == c.gen {
+		return int(c.slot[id])
+	}
+	i := c.find(name)
+	c.slotGen[id], c.slot[id] = c.gen, int32(i)
+	return i
 }
 
 // lower returns the lower-cased value, computed once per call. ASCII text

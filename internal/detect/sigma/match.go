@@ -356,11 +356,12 @@ func (neverMatcher) need() (string, bool)     { return "", false }
 type fieldrefMatcher struct {
 	otherField string   // the Sigma field name
 	other      []string // its event fields, set by bind
+	otherIDs   fieldIDs
 	kind       strKind
 }
 
 func (m *fieldrefMatcher) match(c *evalCtx, v val) bool {
-	o, ok := c.get(m.other)
+	o, ok := c.get(m.other, m.otherIDs)
 	if !ok {
 		return false
 	}

@@ -26,6 +26,7 @@ type Ruleset struct {
 	kwGroups []*automaton
 	nbuckets int
 	ruleIdx  map[*Rule]int
+	nfields  int // distinct event field names rules read (see fieldIDs)
 	pool     sync.Pool
 }
 
@@ -69,6 +70,7 @@ type bucket struct {
 
 type fieldIndex struct {
 	name string
+	id   int32 // see fieldIDs
 	ac   *automaton
 }
 
@@ -94,6 +96,7 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 	}
 	buckets := map[bkey]*bucket{}
 	var order []*bucket
+	ids := map[string]int32{}
 	for i, r := range b.rules {
 		rs.ruleIdx[r] = i
 		ls := r.Logsource
@@ -115,14 +118,14 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 				buckets[k] = bk
 				order = append(order, bk)
 			}
-			cr := &crule{rule: r, ridx: int32(i), searches: bind(b.dets[i].searches, ls, v), cond: b.dets[i].cond, bk: bk}
+			cr := &crule{rule: r, ridx: int32(i), searches: bind(b.dets[i].searches, ls, v, ids), cond: b.dets[i].cond, bk: bk}
 			bk.rules = append(bk.rules, int32(len(rs.crules)))
 			rs.crules = append(rs.crules, cr)
 		}
 	}
 	kw := map[string]map[string]int32{} // product → keyword literal → pattern id
 	for _, bk := range order {
-		rs.index(bk, kw)
+		rs.index(bk, kw, ids)
 		p := rs.tree[bk.ls.Product]
 		if p == nil {
 			p = map[string]map[string][]*bucket{}
@@ -137,11 +140,13 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 	}
 	rs.buildKeywordGroups(order, kw)
 	rs.nbuckets = len(order)
+	rs.nfields = len(ids)
 	st.Buckets = len(order)
 	st.Patterns = len(rs.patRules)
 	rs.pool.New = func() any {
 		return &evalCtx{mark: make([]uint32, len(rs.crules)), fired: make([]uint32, len(rs.rules)),
-			visited: make([]uint32, len(order))}
+			visited: make([]uint32, len(order)),
+			slot:    make([]int32, rs.nfields), slotGen: make([]uint32, rs.nfields)}
 	}
 	errs := b.errs
 	b.log.Info("sigma rules loaded", "files", st.Files, "loaded", st.Loaded, "active", st.Active,
@@ -150,7 +155,8 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 }
 
 // bind resolves Sigma field names to event fields for a logsource variant.
-func bind(ss []search, ls Logsource, variant string) []search {
+// ids numbers the event field names, shared by all of a Ruleset's rules.
+func bind(ss []search, ls Logsource, variant string, ids map[string]int32) []search {
 	out := make([]search, len(ss))
 	for i, s := range ss {
 		out[i] = search{name: s.name, alts: make([][]*item, len(s.alts))}
@@ -160,12 +166,14 @@ func bind(ss []search, ls Logsource, variant string) []search {
 				c := *it
 				if c.field != "" {
 					c.names = mapField(ls, variant, c.field)
+					c.ids = idsOf(c.names, ids)
 				}
 				c.ms = make([]matcher, len(it.ms))
 				for m, x := range it.ms {
 					if fr, ok := x.(*fieldrefMatcher); ok {
 						cp := *fr
 						cp.other = mapField(ls, variant, fr.otherField)
+						cp.otherIDs = idsOf(cp.other, ids)
 						x = &cp
 					}
 					c.ms[m] = x
@@ -178,9 +186,22 @@ func bind(ss []search, ls Logsource, variant string) []search {
 	return out
 }
 
+func idsOf(names []string, ids map[string]int32) fieldIDs {
+	out := make(fieldIDs, len(names))
+	for i, n := range names {
+		id, ok := ids[n]
+		if !ok {
+			id = int32(len(ids))
+			ids[n] = id
+		}
+		out[i] = id
+	}
+	return out
+}
+
 // index builds the bucket's automatons from each rule's best need set;
 // keyword literals go to kw, by product, for buildKeywordGroups.
-func (rs *Ruleset) index(bk *bucket, kw map[string]map[string]int32) {
+func (rs *Ruleset) index(bk *bucket, kw map[string]map[string]int32, ids map[string]int32) {
 	perField := map[string]map[string]int32{} // field → literal → pattern id
 	for _, ri := range bk.rules {
 		cr := rs.crules[ri]
@@ -214,7 +235,7 @@ func (rs *Ruleset) index(bk *bucket, kw map[string]map[string]int32) {
 		}
 	}
 	for _, f := range sortedKeys(perField) {
-		bk.fields = append(bk.fields, fieldIndex{name: f, ac: rs.automatonOf(perField[f])})
+		bk.fields = append(bk.fields, fieldIndex{name: f, id: idsOf([]string{f}, ids)[0], ac: rs.automatonOf(perField[f])})
 	}
 }
 
@@ -479,15 +500,18 @@ func (rs *Ruleset) evalIndexed(c *evalCtx, src *sources, fn func(*Rule)) {
 		if bk.kwGroup >= 0 && !slices.Contains(c.groups, bk.kwGroup) {
 			c.groups = append(c.groups, bk.kwGroup)
 		}
-		// Both lists are sorted by name: walk them together.
+		// Both lists are sorted by name: walk them together, and note
+		// where the fields are for the rules that will read them.
 		ef, bf := c.e.Fields, bk.fields
 		for i, j := 0, 0; i < len(ef) && j < len(bf); {
 			switch {
 			case ef[i].Name < bf[j].name:
 				i++
 			case ef[i].Name > bf[j].name:
+				c.slotGen[bf[j].id], c.slot[bf[j].id] = c.gen, -1
 				j++
 			default:
+				c.slotGen[bf[j].id], c.slot[bf[j].id] = c.gen, int32(i)
 				c.scan(bf[j].ac, val{raw: ef[i].Value, slot: i})
 				i++
 				j++

@@ -479,3 +479,24 @@ func TestRegexpFastPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestAutomatonShortText: text shorter than every pattern is skipped, but
+// not non-ASCII text, whose lower-case form can be longer ("Ⱥ" is 2 bytes,
+// its lower case 3) and must reach scanLower.
+func TestAutomatonShortText(t *testing.T) {
+	a := newAutomaton([]string{"abc", strings.ToLower("Ⱥ")}, []int32{0, 1})
+	for _, tc := range []struct {
+		text string
+		want []int32
+	}{
+		{"ab", nil}, {"", nil}, {"ABC", []int32{0}}, {"xabcx", []int32{0}}, {"Ⱥ", []int32{1}}, {"xȺ", []int32{1}},
+	} {
+		got, ok := a.scan(tc.text, nil)
+		if !ok {
+			got = a.scanLower(strings.ToLower(tc.text), nil)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q: got %v, want %v", tc.text, got, tc.want)
+		}
+	}
+}

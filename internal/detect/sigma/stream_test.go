@@ -110,3 +110,59 @@ func TestIndexAgreesWithNaive(t *testing.T) {
 		t.Fatal("no rule fired on the whole stream")
 	}
 }
+
+// TestFieldCacheAgreesWithFind: after Match has filled the per-call field
+// cache (partly from the index walk), every bound item and field reference
+// of the visited buckets must read the value a plain look-up reads.
+func TestFieldCacheAgreesWithFind(t *testing.T) {
+	rs, _, _ := loadCorpus(t)
+	win, lines := mixedStream(t)
+	checked := 0
+	for i, e := range append(slices.Clone(win), lines...) {
+		if i%4 != 0 { // a sample keeps the test short
+			continue
+		}
+		c := rs.getCtx(e)
+		var src sources
+		route(e, &src)
+		rs.evalIndexed(c, &src, func(*Rule) {})
+		for _, cr := range rs.crules {
+			if c.visited[cr.bk.id] != c.gen {
+				continue
+			}
+			for _, s := range cr.searches {
+				for _, alt := range s.alts {
+					for _, it := range alt {
+						lists := [][2]any{{it.names, it.ids}}
+						for _, m := range it.ms {
+							if fr, ok := m.(*fieldrefMatcher); ok {
+								lists = append(lists, [2]any{fr.other, fr.otherIDs})
+							}
+						}
+						for _, l := range lists {
+							names, ids := l[0].([]string), l[1].(fieldIDs)
+							if len(names) == 0 {
+								continue
+							}
+							if len(ids) != len(names) {
+								t.Fatalf("rule %s: field %v not bound to ids", cr.rule.ID, names)
+							}
+							got, gok := c.get(names, ids)
+							want, wok := c.get(names, nil)
+							if got != want || gok != wok {
+								t.Fatalf("rule %s, fields %v: cached %v %v, find %v %v", cr.rule.ID, names, got, gok, want, wok)
+							}
+							checked++
+						}
+					}
+				}
+			}
+		}
+		c.e = nil
+		rs.pool.Put(c)
+	}
+	if checked == 0 {
+		t.Fatal("no field look-up checked")
+	}
+	t.Logf("%d look-ups checked", checked)
+}
