@@ -16,6 +16,7 @@ import (
 	"github.com/mamori-soc/mamori/internal/ingest/parse"
 	"github.com/mamori-soc/mamori/internal/intel"
 	"github.com/mamori-soc/mamori/internal/state"
+	"github.com/mamori-soc/mamori/internal/store"
 )
 
 const ruleYAML = `title: Test Mimikatz Command Line
@@ -218,5 +219,85 @@ func TestEngineIndicatorsAndPolicy(t *testing.T) {
 	as, _ := f.alerts.List(context.Background(), alert.Filter{Tenants: []string{"acme"}, Kind: alert.KindIndicator})
 	if len(as) != 1 || as[0].Severity != "high" || as[0].Details["sources"] != "NTT-CERT" || as[0].Details["field"] != event.FieldDestIP {
 		t.Fatalf("indicator alert: %+v", as)
+	}
+}
+
+// TestRetroHunt: indicators added after the events were stored find them —
+// a few by targeted queries, a bulk import by one scan of the window — and
+// the alerts are marked retro.
+func TestRetroHunt(t *testing.T) {
+	f := newFixture(t)
+	events, err := store.OpenEmbedded(t.TempDir(), func(string) (uint32, error) { return 7, nil },
+		store.EmbeddedOptions{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer events.Close()
+	now := time.Now()
+	mk := func(id, field, value string) *event.Event {
+		e := &event.Event{ID: id, Tenant: "acme", Timestamp: now.Add(-time.Hour), Ingested: now, Original: "x"}
+		e.Set(field, value)
+		e.Set(event.FieldHostName, "h-"+id)
+		return e
+	}
+	if err := events.Write(context.Background(), []*event.Event{
+		mk("e1", event.FieldDestIP, "203.0.113.9"),
+		mk("e2", "dns.question.name", "cdn.evil.example"),
+		mk("e3", event.FieldDestIP, "198.51.100.77"),
+		mk("e4", event.FieldDestIP, "192.0.2.1"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ist, err := intel.Open(context.Background(), f.db.SQL(), intel.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(f.bus, f.alerts, Options{})
+	e.SetIntel(ist, RetroOptions{Events: events, Tenants: func() []string { return []string{"acme"} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.RunRetro(ctx)
+	add := func(inds ...intel.Indicator) {
+		t.Helper()
+		for i := range inds {
+			inds[i].Sources = []intel.SourceRef{{Source: "test", Confidence: 70}}
+		}
+		if _, err := ist.Add(context.Background(), inds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ind := func(typ, v string) intel.Indicator {
+		x, err := intel.ParseManual(typ, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	retro := func(rule string) []*alert.Alert {
+		as, err := f.alerts.List(context.Background(), alert.Filter{Tenants: []string{"acme"}, RuleID: rule})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return as
+	}
+	// Targeted: two indicators.
+	add(ind("ip", "203.0.113.9"), ind("domain", "evil.example"))
+	waitFor(t, "targeted retro-hunt", func() bool { return len(retro("ipv4:203.0.113.9")) == 1 && len(retro("domain:evil.example")) == 1 })
+	// Bulk: more than ScanThreshold indicators, one of which was seen.
+	var bulk []intel.Indicator
+	for i := 0; i < ScanThreshold+200; i++ {
+		bulk = append(bulk, ind("ip", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)))
+	}
+	bulk = append(bulk, ind("ip", "198.51.100.77"))
+	add(bulk...)
+	waitFor(t, "bulk retro-hunt", func() bool { return len(retro("ipv4:198.51.100.77")) == 1 })
+	for _, rule := range []string{"ipv4:203.0.113.9", "domain:evil.example", "ipv4:198.51.100.77"} {
+		a := retro(rule)[0]
+		if !a.Retro || a.Count != 1 || len(a.EventIDs) != 1 {
+			t.Errorf("%s: %+v", rule, a)
+		}
+	}
+	if as, _ := f.alerts.List(context.Background(), alert.Filter{Tenants: []string{"acme"}}); len(as) != 3 {
+		t.Errorf("%d alerts, want 3 (no alert for indicators never seen)", len(as))
 	}
 }

@@ -119,49 +119,95 @@ func retroBatch(t intel.Type) int {
 	return 200
 }
 
+// ScanThreshold is the number of new indicators from which a retro-hunt
+// reads the stored events of the window once and runs the live matcher
+// over them, instead of querying the store per batch of indicators: past
+// a few hundred indicators one pass is much cheaper.
+const ScanThreshold = 1000
+
 func (h *retroHunter) run(ctx context.Context) {
 	for {
+		var inds []*intel.Indicator
 		select {
 		case <-ctx.Done():
 			return
-		case inds := <-h.queue:
-			byType := map[intel.Type][]*intel.Indicator{}
-			for _, ind := range inds {
-				byType[ind.Type] = append(byType[ind.Type], ind)
+		case inds = <-h.queue:
+		}
+		// A feed import arrives as a run of Adds: gather them while they
+		// keep coming (up to a minute) so that it is hunted as one.
+		deadline := time.After(time.Minute)
+	gather:
+		for {
+			select {
+			case more := <-h.queue:
+				inds = append(inds, more...)
+			case <-time.After(time.Second):
+				break gather
+			case <-deadline:
+				break gather
+			case <-ctx.Done():
+				return
 			}
-			for typ, list := range byType {
-				n := retroBatch(typ)
-				for i := 0; i < len(list); i += n {
-					if ctx.Err() != nil {
-						return
-					}
-					part := list[i:min(i+n, len(list))]
-					start := time.Now()
-					if err := h.hunt(ctx, part); err != nil && ctx.Err() == nil {
-						h.e.opts.Logger.Warn("retro-hunt failed", "indicators", len(part), "first", part[0].Key().String(), "err", err)
-					}
-					h.pending.Add(-int64(len(part)))
-					h.gauge()
-					// Pace: at most half of one core for hunting.
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(time.Since(start)):
-					}
+		}
+		if len(inds) >= ScanThreshold {
+			start := time.Now()
+			if err := h.scan(ctx, inds); err != nil && ctx.Err() == nil {
+				h.e.opts.Logger.Warn("retro-hunt scan failed", "indicators", len(inds), "err", err)
+			}
+			h.e.opts.Logger.Info("retro-hunt scan done", "indicators", len(inds), "took", time.Since(start).Round(time.Millisecond))
+			h.pending.Add(-int64(len(inds)))
+			h.gauge()
+			continue
+		}
+		byType := map[intel.Type][]*intel.Indicator{}
+		for _, ind := range inds {
+			byType[ind.Type] = append(byType[ind.Type], ind)
+		}
+		for typ, list := range byType {
+			n := retroBatch(typ)
+			for i := 0; i < len(list); i += n {
+				if ctx.Err() != nil {
+					return
+				}
+				part := list[i:min(i+n, len(list))]
+				start := time.Now()
+				if err := h.hunt(ctx, part); err != nil && ctx.Err() == nil {
+					h.e.opts.Logger.Warn("retro-hunt failed", "indicators", len(part), "first", part[0].Key().String(), "err", err)
+				}
+				h.pending.Add(-int64(len(part)))
+				h.gauge()
+				// Pace: at most half of one core for hunting.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Since(start)):
 				}
 			}
 		}
 	}
 }
 
+// byTenant spreads indicators over the tenants they apply to.
+func (h *retroHunter) byTenant(inds []*intel.Indicator) map[string][]*intel.Indicator {
+	out := map[string][]*intel.Indicator{}
+	all := h.o.Tenants()
+	for _, ind := range inds {
+		if ind.Tenant != "" {
+			out[ind.Tenant] = append(out[ind.Tenant], ind)
+			continue
+		}
+		for _, t := range all {
+			out[t] = append(out[t], ind)
+		}
+	}
+	return out
+}
+
 // hunt searches the stored events of every tenant the indicators apply to
-// with one query, attributes each event found to the indicators it
-// mentions (the live matcher's rules, so a retro alert means what a live
-// one means), and records the findings marked retro.
+// with one query and attributes what it finds.
 func (h *retroHunter) hunt(ctx context.Context, inds []*intel.Indicator) error {
 	var parts []string
-	byTenant := map[string][]*intel.Indicator{}
-	all := h.o.Tenants()
+	var usable []*intel.Indicator
 	for _, ind := range inds {
 		q, err := intel.RetroQuery(ind)
 		if err != nil {
@@ -169,29 +215,41 @@ func (h *retroHunter) hunt(ctx context.Context, inds []*intel.Indicator) error {
 			continue
 		}
 		parts = append(parts, "("+q+")")
-		if ind.Tenant != "" {
-			byTenant[ind.Tenant] = append(byTenant[ind.Tenant], ind)
-			continue
-		}
-		for _, t := range all {
-			byTenant[t] = append(byTenant[t], ind)
-		}
+		usable = append(usable, ind)
 	}
 	if len(parts) == 0 {
 		return nil
 	}
-	q := strings.Join(parts, " OR ")
+	return h.search(ctx, usable, strings.Join(parts, " OR ")+" | limit "+fmt.Sprint(h.o.MaxHits))
+}
+
+// scan reads every stored event of the window once per tenant and lets
+// the matcher find the indicators in them.
+func (h *retroHunter) scan(ctx context.Context, inds []*intel.Indicator) error {
+	return h.search(ctx, inds, "*")
+}
+
+// search runs q over the window for each tenant, attributes each event
+// found to the indicators it mentions (the live matcher's rules, so a retro
+// alert means what a live one means) and records the findings marked retro.
+func (h *retroHunter) search(ctx context.Context, inds []*intel.Indicator, q string) error {
 	now := time.Now()
 	from := now.Add(-h.o.Window)
-	for tenant, list := range byTenant {
+	for tenant, list := range h.byTenant(inds) {
 		m := intel.NewMatcher(nil)
 		m.Replace(list)
 		found := 0
-		err := h.o.Events.Query(ctx, []string{tenant}, from, now, q+" | limit "+fmt.Sprint(h.o.MaxHits), func(r store.Row) error {
+		err := h.o.Events.Query(ctx, []string{tenant}, from, now, q, func(r store.Row) error {
+			if found >= h.o.MaxHits {
+				return nil
+			}
 			ev := store.RowToEvent(r)
 			ev.Tenant = tenant
-			en := entities(ev)
+			var en map[string][]string
 			m.Match(ev, func(hit intel.Hit) {
+				if en == nil {
+					en = entities(ev)
+				}
 				f := indicatorFinding(hit.Indicator, hit.Field, now)
 				f.Tenant, f.Retro, f.Entity, f.Entities = tenant, true, "retro,"+dedupEntity(en), en
 				if ev.ID != "" {
