@@ -108,13 +108,12 @@ func anomalyFinding(sg anomaly.Signal) alert.Finding {
 		"episode": sg.ID,
 	}
 	group := make([]string, 0, len(sg.Group))
-	ents := map[string][]string{}
 	for k, v := range sg.Group {
 		details["group."+k] = v
 		group = append(group, k+"="+v)
 	}
 	slices.Sort(group)
-	ents = groupEntities(sg.Group, ents)
+	ents := groupEntities(sg.Group, nil)
 	title := "Volume surge: " + sg.Stream
 	if len(group) > 0 {
 		title += " (" + strings.Join(group, ", ") + ")"
@@ -265,7 +264,7 @@ func (e *Engine) Evaluate(ev *event.Event) {
 			e.record(alert.Finding{
 				Tenant: ev.Tenant, Kind: alert.KindSigma,
 				Rule:     alert.RuleRef{ID: r.ID, Title: r.Title, Path: r.Path},
-				Severity: r.Level, Tags: attackTags(r.Tags), Entity: dedupEntity(en), Entities: en,
+				Severity: r.Level, Tags: r.Tags, Entity: dedupEntity(en), Entities: en,
 				EventIDs: []string{strings.Clone(ev.ID)}, FirstSeen: ev.Timestamp, LastSeen: ev.Timestamp,
 				Field: fieldLookup(ev),
 			}, ev)
@@ -319,7 +318,7 @@ func (e *Engine) recordFirings(rs *Ruleset, fs []correlate.Firing, ev *event.Eve
 		fd := alert.Finding{
 			Tenant: f.Tenant, Kind: alert.KindCorrelation,
 			Rule:     alert.RuleRef{ID: f.Rule.ID, Title: f.Rule.Title, Path: f.Rule.Path},
-			Severity: f.Rule.Level, Tags: attackTags(f.Rule.Tags), Entity: strings.Join(group, ","),
+			Severity: f.Rule.Level, Tags: f.Rule.Tags, Entity: strings.Join(group, ","),
 			Entities: groupEntities(f.Group, en), EventIDs: cloneAll(f.EventIDs), Count: int64(f.Count),
 			FirstSeen: f.First, LastSeen: f.Last, Details: details,
 		}
@@ -384,10 +383,6 @@ func (e *Engine) record(f alert.Finding, ev *event.Event) {
 		}
 	}
 }
-
-// attackTags keeps a rule's tags (ATT&CK tactics and techniques, CVEs,
-// detection tags) as they are written.
-func attackTags(tags []string) []string { return slices.Clone(tags) }
 
 func cloneAll(ss []string) []string {
 	out := make([]string, len(ss))

@@ -14,7 +14,7 @@ var entityFields = []struct {
 	fields []string
 }{
 	{alert.EntityHost, []string{"host.name", "observer.hostname", "winlog.computer_name"}},
-	{alert.EntityUser, []string{"user.name", "winlog.event_data.User", "winlog.event_data.TargetUserName", "winlog.event_data.SubjectUserName", "email.from.address"}},
+	{alert.EntityUser, []string{"user.name", "winlog.event_data.User", "winlog.event_data.TargetUserName", "winlog.event_data.SubjectUserName"}},
 	{alert.EntityIP, []string{"source.ip", "destination.ip", "client.ip", "server.ip", "winlog.event_data.IpAddress", "winlog.event_data.SourceIp", "winlog.event_data.DestinationIp"}},
 	{alert.EntityHash, []string{"file.hash.sha256", "file.hash.sha1", "file.hash.md5", "process.hash.sha256"}},
 	{alert.EntityDomain, []string{"dns.question.name", "url.domain", "destination.domain", "winlog.event_data.QueryName"}},
@@ -32,9 +32,6 @@ func entities(e *event.Event) map[string][]string {
 			v, ok := e.Get(f)
 			if !ok || v == "" || v == "-" {
 				continue
-			}
-			if ef.kind == alert.EntityUser && strings.Contains(v, "@") && f == "email.from.address" {
-				continue // kept as an email entity
 			}
 			out[ef.kind] = appendNew(out[ef.kind], strings.Clone(v))
 		}

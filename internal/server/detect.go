@@ -69,6 +69,8 @@ func openDetection(ctx context.Context, cfg config.Config, st *state.DB, b *bus.
 	if err != nil {
 		return nil, err
 	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "mamori_alerts_stream_dropped_total",
+		Help: "Alerts not delivered to a live stream subscriber that did not keep up."}, func() float64 { return float64(alerts.Dropped()) }))
 	d := &detection{alerts: alerts, db: st.SQL(), log: dlog}
 	d.engine = detect.New(b, alerts, detect.Options{
 		RuleSources: cfg.Detect.Rules, Builtin: cfg.Detect.Builtin, Placeholders: cfg.Detect.Placeholders,
