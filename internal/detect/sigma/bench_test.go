@@ -44,7 +44,9 @@ func BenchmarkCompileCorpus(b *testing.B) {
 // benchStream is the mixed stream: every Windows record of the regression
 // and attack EVTX files, and the syslog/JSON lines of testdata/stream.log
 // repeated until they are a third of the stream.
-func benchStream(b *testing.B) []*event.Event {
+func benchStream(b *testing.B) []*event.Event { return benchStreamT(b) }
+
+func benchStreamT(b testing.TB) []*event.Event {
 	win, lines := mixedStream(b)
 	all := append([]*event.Event(nil), win...)
 	for n := 0; n < len(win)/2; n += len(lines) {

@@ -90,6 +90,7 @@ type evalCtx struct {
 	hits    []int32  // automaton output scratch
 	visited []uint32 // per bucket: c.gen when the event visits it
 	groups  []int32  // keyword groups to scan
+	cache   *scanCache
 
 	// field look-up cache, by field id: slot[id] is valid when
 	// slotGen[id] == gen.
@@ -188,7 +189,7 @@ func lowerInto(arena *[]byte, s string) string {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
 		if b >= utf8.RuneSelf {
-			return strings.ToLower(s)
+			return foldLower(s)
 		}
 		if 'A' <= b && b <= 'Z' {
 			upper = true
@@ -213,6 +214,17 @@ func lowerInto(arena *[]byte, s string) string {
 	}
 	*arena = a
 	return unsafe.String(&a[start], len(s))
+}
+
+// foldLower lower-cases non-ASCII text, and maps the long s "ſ", which
+// folds with "s" (strings.EqualFold, regexp (?i)) but stays itself under
+// ToLower, to "s": lower-case literals then find what case folding finds.
+func foldLower(s string) string {
+	l := strings.ToLower(s)
+	if strings.Contains(l, "ſ") {
+		l = strings.ReplaceAll(l, "ſ", "s")
+	}
+	return l
 }
 
 // haystacks calls fn with each keyword haystack: message and the original

@@ -124,8 +124,8 @@ func (m *strMatcher) need() (string, bool) {
 }
 
 type reMatcher struct {
-	re  *regexp.Regexp
-	lit string // lower-case literal every match contains, or ""
+	re   *regexp.Regexp
+	lits []string // lower-case literals one of which every match contains (reNeeds), or nil
 	// minLen is a lower bound of the byte length of any match: shorter
 	// values cannot match and skip the regexp engine.
 	minLen int
@@ -142,7 +142,7 @@ func newReMatcher(expr string, re *regexp.Regexp) *reMatcher {
 	if err != nil {
 		return m
 	}
-	m.lit = strings.ToLower(mustLiteral(p.Simplify()))
+	m.lits = reNeeds(p)
 	m.minLen = minRunes(p)
 	for p.Op == syntax.OpCapture {
 		p = p.Sub[0]
@@ -163,8 +163,14 @@ func (m *reMatcher) match(_ *evalCtx, v val) bool {
 	}
 	return m.re.MatchString(v.raw)
 }
-func (m *reMatcher) absent() bool         { return false }
-func (m *reMatcher) need() (string, bool) { return m.lit, m.lit != "" }
+func (m *reMatcher) absent() bool { return false }
+func (m *reMatcher) need() (string, bool) {
+	if len(m.lits) == 1 {
+		return m.lits[0], true
+	}
+	return "", false // see needs
+}
+func (m *reMatcher) needs() []string { return m.lits }
 
 // hasRun reports whether s holds n runes in a row that are not newlines
 // (any runes when anyNL): what ".{n,}" matches. Invalid UTF-8 bytes count
@@ -216,36 +222,6 @@ func minRunes(re *syntax.Regexp) int {
 		return max(n, 0)
 	}
 	return 0 // empty-width assertions, star, quest, empty match
-}
-
-func mustLiteral(re *syntax.Regexp) string {
-	switch re.Op {
-	case syntax.OpLiteral:
-		return string(re.Rune)
-	case syntax.OpCapture, syntax.OpPlus:
-		return mustLiteral(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return mustLiteral(re.Sub[0])
-		}
-	case syntax.OpConcat:
-		best, run := "", ""
-		for _, sub := range re.Sub {
-			if sub.Op == syntax.OpLiteral {
-				run += string(sub.Rune)
-				if len(run) > len(best) {
-					best = run
-				}
-				continue
-			}
-			run = ""
-			if l := mustLiteral(sub); len(l) > len(best) {
-				best = l
-			}
-		}
-		return best
-	}
-	return ""
 }
 
 type cidrMatcher struct{ pfx netip.Prefix }

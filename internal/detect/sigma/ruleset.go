@@ -23,10 +23,11 @@ type Ruleset struct {
 	// literals of all its buckets: the haystacks of an event are the same
 	// for every bucket, so one pass serves them all (hits of buckets the
 	// event does not visit are dropped).
-	kwGroups []*automaton
+	kwGroups []*litIndex
 	nbuckets int
 	ruleIdx  map[*Rule]int
 	nfields  int // distinct event field names rules read (see fieldIDs)
+	nauto    int32
 	pool     sync.Pool
 }
 
@@ -71,7 +72,7 @@ type bucket struct {
 type fieldIndex struct {
 	name string
 	id   int32 // see fieldIDs
-	ac   *automaton
+	ac   *litIndex
 }
 
 // kwField names the keyword haystacks in need sets.
@@ -146,7 +147,8 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 	rs.pool.New = func() any {
 		return &evalCtx{mark: make([]uint32, len(rs.crules)), fired: make([]uint32, len(rs.rules)),
 			visited: make([]uint32, len(order)),
-			slot:    make([]int32, rs.nfields), slotGen: make([]uint32, rs.nfields)}
+			slot:    make([]int32, rs.nfields), slotGen: make([]uint32, rs.nfields),
+			cache: newScanCache()}
 	}
 	errs := b.errs
 	b.log.Info("sigma rules loaded", "files", st.Files, "loaded", st.Loaded, "active", st.Active,
@@ -239,15 +241,17 @@ func (rs *Ruleset) index(bk *bucket, kw map[string]map[string]int32, ids map[str
 	}
 }
 
-// automatonOf builds the automaton of literal → pattern id, in a
+// automatonOf builds the literal index of literal → pattern id, in a
 // deterministic order.
-func (rs *Ruleset) automatonOf(lits map[string]int32) *automaton {
+func (rs *Ruleset) automatonOf(lits map[string]int32) *litIndex {
 	pats := sortedKeys(lits)
 	ids := make([]int32, len(pats))
 	for i, p := range pats {
 		ids[i] = lits[p]
 	}
-	ac := newAutomaton(pats, ids)
+	ac := newLitIndex(pats, ids)
+	ac.id = rs.nauto
+	rs.nauto++
 	rs.stats.IndexBytes += ac.size()
 	return ac
 }
@@ -339,32 +343,21 @@ func itemNeeds(it *item) ([]need, bool) {
 	if it.field == "" {
 		fields = []string{kwField}
 	}
-	var all []need
-	var bestAll []need
+	var all, bestAll []need
 	foundAll := false
 	for _, m := range it.ms {
-		if mm, isMulti := m.(*multiMatcher); isMulti { // only in OR items
-			for _, lit := range mm.needs() {
-				if len(lit) < minNeedLen {
-					return nil, false
-				}
-				for _, f := range fields {
-					all = append(all, need{field: f, lit: lit})
-				}
-			}
-			continue
-		}
-		lit, ok := m.need()
-		ok = ok && (len(lit) >= minNeedLen || rareByte(lit))
+		lits, ok := matcherNeeds(m)
 		if !it.all && !ok {
 			return nil, false
 		}
 		if !ok {
 			continue
 		}
-		ns := make([]need, len(fields))
-		for i, f := range fields {
-			ns[i] = need{field: f, lit: lit}
+		ns := make([]need, 0, len(lits)*len(fields))
+		for _, lit := range lits {
+			for _, f := range fields {
+				ns = append(ns, need{field: f, lit: lit})
+			}
 		}
 		if it.all {
 			if !foundAll || better(ns, bestAll) {
@@ -378,6 +371,17 @@ func itemNeeds(it *item) ([]need, bool) {
 		return bestAll, foundAll
 	}
 	return all, len(all) > 0
+}
+
+// matcherNeeds: literals one of which occurs in every value m matches.
+func matcherNeeds(m matcher) ([]string, bool) {
+	if ms, ok := m.(interface{ needs() []string }); ok {
+		if lits := ms.needs(); lits != nil {
+			return lits, usefulNeeds(lits)
+		}
+	}
+	lit, ok := m.need()
+	return []string{lit}, ok && (len(lit) >= minNeedLen || rareByte(lit))
 }
 
 // better prefers need sets whose shortest literal is longer (fewer false
@@ -397,10 +401,38 @@ func needScore(ns []need) int {
 		if n.field == kwField {
 			l -= 4
 		}
+		if enumFields[n.field] {
+			l = min(l, 2)
+		}
 		m = min(m, l)
 	}
 	return m
 }
+
+// enumFields take few distinct values, so a literal that selects one of
+// them is in a large share of events however long it is ("Microsoft
+// Corporation", "System", an event id): as needs they are a last resort.
+var enumFields = func() map[string]bool {
+	m := map[string]bool{}
+	for _, f := range []string{
+		event.FieldWinEventID, event.FieldWinProvider, event.FieldWinChannel,
+		event.FieldCategory, event.FieldType, event.FieldAction, event.FieldOutcome,
+		event.FieldNetworkTransport, event.FieldNetworkProtocol, event.FieldHTTPMethod,
+		event.FieldHTTPStatus, event.FieldDNSQuestionType, event.FieldDNSResponseCode,
+	} {
+		m[f] = true
+	}
+	for _, f := range []string{
+		"Company", "Product", "Description", "FileVersion", "IntegrityLevel", "User",
+		"LogonType", "ObjectType", "ObjectServer", "Status", "FailureCode", "ServiceType",
+		"StartType", "AccessMask", "AccessList", "Signed", "SignatureStatus", "Signature",
+		"SubjectUserSid", "TargetUserSid", "SubjectUserName", "SubjectDomainName",
+		"EventType", "State", "Type", "Level", "Provider", "Initiated", "Protocol",
+	} {
+		m["winlog.event_data."+f] = true
+	}
+	return m
+}()
 
 // Rules returns every loaded rule (dormant ones too), in load order.
 func (rs *Ruleset) Rules() []*Rule { return slices.Clone(rs.rules) }
@@ -537,9 +569,27 @@ func (rs *Ruleset) evalIndexed(c *evalCtx, src *sources, fn func(*Rule)) {
 	rs.evalAll(c, c.cand, fn)
 }
 
-// scan runs an automaton over a value, lowering it first only when it is
-// not ASCII (the automaton folds ASCII case itself).
-func (c *evalCtx) scan(a *automaton, v val) {
+// scan runs a literal index over a value, lowering it first only when it is
+// not ASCII (the index folds ASCII case itself). The large indexes go
+// through the worker's scanCache: for the small ones a probe costs about
+// what a scan does.
+func (c *evalCtx) scan(a *litIndex, v val) {
+	if a.g == nil || len(v.raw) < a.minPat {
+		c.scanRaw(a, v) // nothing to find, or non-ASCII text that lowering lengthens
+		return
+	}
+	sl, h1, h2, ok := c.cache.lookup(a.id, v.raw)
+	if ok {
+		c.hits = append(c.hits, sl.ids[:sl.n]...)
+		return
+	}
+	n := len(c.hits)
+	c.scanRaw(a, v)
+	sl.store(a.id, h1, h2, c.hits[n:])
+}
+
+// scanRaw is scan without the cache.
+func (c *evalCtx) scanRaw(a *litIndex, v val) {
 	n := len(c.hits)
 	hits, ok := a.scan(v.raw, c.hits)
 	if !ok {
