@@ -84,12 +84,12 @@ type evalCtx struct {
 
 	// candidates
 	mark    []uint32 // per global compiled rule
+	gmask   []uint8  // per compiled rule: need groups hit, valid when mark is current
 	fired   []uint32 // per Rule, dedup across buckets
 	cand    []int32
 	markGen uint32
 	hits    []int32  // automaton output scratch
 	visited []uint32 // per bucket: c.gen when the event visits it
-	groups  []int32  // keyword groups to scan
 	cache   *scanCache
 
 	// field look-up cache, by field id: slot[id] is valid when

@@ -1,6 +1,9 @@
 package sigma
 
-import "math/bits"
+import (
+	"math/bits"
+	"slices"
+)
 
 // litIndex finds which of a set of lower-case literals occur in a value,
 // ASCII letters matching either case. It is what the rule index runs over
@@ -17,8 +20,13 @@ type litIndex struct {
 	id     int32 // index among the Ruleset's indexes (scanCache key)
 	ac     *automaton
 	g      *gramSet
+	wm     *wmSet
 	minPat int
 }
+
+// wmMaxPatterns is the largest set searched with Wu–Manber: beyond it
+// most windows end some literal's prefix and skips are short.
+const wmMaxPatterns = 64
 
 // gramMinPatterns is the set size from which long literals move to a
 // gramSet. Below it the automaton is small enough to stay cached.
@@ -42,6 +50,10 @@ func newLitIndex(pats []string, ids []int32) *litIndex {
 		}
 	}
 	if len(long) < gramMinPatterns {
+		if len(short) == 0 && x.minPat >= wmMinLen && len(long) <= wmMaxPatterns {
+			x.wm = newWMSet(long, longIDs)
+			return x
+		}
 		x.ac = newAutomaton(pats, ids)
 		return x
 	}
@@ -56,7 +68,7 @@ func newLitIndex(pats []string, ids []int32) *litIndex {
 // occurrence; callers dedup). For non-ASCII text it returns ok=false at once
 // and the caller scans the lower-cased text with scanLower.
 func (x *litIndex) scan(s string, hits []int32) (_ []int32, ok bool) {
-	if x.g == nil {
+	if x.ac != nil && x.g == nil {
 		return x.ac.scan(s, hits)
 	}
 	if !isASCII(s) {
@@ -64,6 +76,9 @@ func (x *litIndex) scan(s string, hits []int32) (_ []int32, ok bool) {
 	}
 	if len(s) < x.minPat {
 		return hits, true
+	}
+	if x.wm != nil {
+		return x.wm.scan(s, hits), true
 	}
 	hits = x.g.scan(s, hits)
 	if x.ac != nil {
@@ -74,6 +89,9 @@ func (x *litIndex) scan(s string, hits []int32) (_ []int32, ok bool) {
 
 // scanLower scans lower-case text (any bytes).
 func (x *litIndex) scanLower(s string, hits []int32) []int32 {
+	if x.wm != nil {
+		return x.wm.scan(s, hits)
+	}
 	if x.g != nil {
 		hits = x.g.scan(s, hits)
 	}
@@ -90,6 +108,9 @@ func (x *litIndex) size() int {
 	}
 	if x.g != nil {
 		n += x.g.size()
+	}
+	if x.wm != nil {
+		n += x.wm.size()
 	}
 	return n
 }
@@ -287,3 +308,93 @@ var byteCommon = func() [256]uint8 {
 	}
 	return t
 }()
+
+// wmSet is a Wu–Manber search for small sets of literals of wmMinLen bytes
+// or more: it looks at the last two bytes of a window as long as the
+// shortest literal and skips ahead as far as no literal can end sooner, so
+// it reads a fraction of the text (keyword haystacks are every field of a
+// Windows record; most literals are 8 bytes and longer). Windows whose last
+// two bytes end some literal's prefix are verified against those literals.
+type wmSet struct {
+	m     int // window: the shortest literal's length
+	shift []uint8
+	// bucket[h] lists the literals whose m-byte prefix ends in a block of
+	// hash h: pats[bstart[h]:bstart[h+1]].
+	bstart []int32
+	bpat   []int32
+	pats   []string
+	ids    []int32
+}
+
+const (
+	wmMinLen  = 4
+	wmBits    = 12
+	wmMaxSkip = 255
+)
+
+func wmHash(a, b byte) uint32 {
+	return (uint32(a|0x20)<<8 | uint32(b|0x20)) * 0x9e3779b1 >> (32 - wmBits)
+}
+
+func newWMSet(pats []string, ids []int32) *wmSet {
+	w := &wmSet{pats: pats, ids: ids, m: len(pats[0])}
+	for _, p := range pats {
+		w.m = min(w.m, len(p))
+	}
+	w.m = min(w.m, wmMaxSkip+1)
+	const size = 1 << wmBits
+	w.shift = make([]uint8, size)
+	for i := range w.shift {
+		w.shift[i] = uint8(w.m - 1)
+	}
+	count := make([]int32, size+1)
+	for _, p := range pats {
+		for q := 0; q+2 <= w.m; q++ {
+			h := wmHash(p[q], p[q+1])
+			w.shift[h] = min(w.shift[h], uint8(w.m-2-q))
+		}
+		count[wmHash(p[w.m-2], p[w.m-1])]++
+	}
+	w.bstart = make([]int32, size+1)
+	for h := 0; h < size; h++ {
+		w.bstart[h+1] = w.bstart[h] + count[h]
+	}
+	w.bpat = make([]int32, len(pats))
+	fill := slices.Clone(w.bstart[:size])
+	for i, p := range pats {
+		h := wmHash(p[w.m-2], p[w.m-1])
+		w.bpat[fill[h]] = int32(i)
+		fill[h]++
+	}
+	return w
+}
+
+// scan appends the ids of the literals occurring in s: ASCII text in any
+// case, or lower-cased text.
+func (w *wmSet) scan(s string, hits []int32) []int32 {
+	m := w.m
+	for i := m - 1; i < len(s); {
+		h := wmHash(s[i-1], s[i])
+		if sh := w.shift[h]; sh > 0 {
+			i += int(sh)
+			continue
+		}
+		start := i - m + 1
+		for _, pi := range w.bpat[w.bstart[h]:w.bstart[h+1]] {
+			p := w.pats[pi]
+			if start+len(p) <= len(s) && foldEqual(s[start:start+len(p)], p) {
+				hits = append(hits, w.ids[pi])
+			}
+		}
+		i++
+	}
+	return hits
+}
+
+func (w *wmSet) size() int {
+	n := len(w.shift) + 4*len(w.bstart) + 4*len(w.bpat) + 4*len(w.ids) + 16*len(w.pats)
+	for _, p := range w.pats {
+		n += len(p)
+	}
+	return n
+}

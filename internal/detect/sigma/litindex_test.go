@@ -9,8 +9,8 @@ import (
 	"testing"
 )
 
-// TestLitIndex: the q-gram path finds exactly what a naive search finds,
-// on sets large enough to take it, with texts over an alphabet whose
+// TestLitIndex: each shape of the index (q-gram filter, Wu–Manber,
+// automaton) finds exactly what a naive search finds, with texts over an alphabet whose
 // punctuation collides under the gram fold ('@' and '`', '[' and '{').
 func TestLitIndex(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
@@ -22,50 +22,68 @@ func TestLitIndex(t *testing.T) {
 		}
 		return string(b)
 	}
-	var pats []string
-	seen := map[string]bool{}
-	for len(pats) < gramMinPatterns+200 {
-		p := strings.ToLower(word(1 + rng.IntN(10)))
-		if !seen[p] {
-			seen[p] = true
-			pats = append(pats, p)
-		}
-	}
-	ids := make([]int32, len(pats))
-	for i := range ids {
-		ids[i] = int32(i)
-	}
-	x := newLitIndex(pats, ids)
-	if x.g == nil || x.ac == nil {
-		t.Fatalf("expected both a gram set and an automaton for short literals")
-	}
-	for range 500 {
-		text := word(rng.IntN(80))
-		got, ok := x.scan(text, nil)
-		if !ok {
-			t.Fatalf("%q: ASCII text refused", text)
-		}
-		lower := strings.ToLower(text)
-		var want []int32
-		for i := 0; i < len(lower); i++ {
-			for j, p := range pats {
-				if strings.HasSuffix(lower[:i+1], p) {
-					want = append(want, ids[j])
-				}
+	for _, tc := range []struct {
+		name    string
+		n, minL int
+		shape   func(*litIndex) bool
+	}{
+		{"gram set and automaton", gramMinPatterns + 200, 1, func(x *litIndex) bool { return x.g != nil && x.ac != nil }},
+		{"wu-manber", 40, wmMinLen, func(x *litIndex) bool { return x.wm != nil }},
+		{"wu-manber, long window", 20, 9, func(x *litIndex) bool { return x.wm != nil && x.wm.m >= 9 }},
+		{"automaton", 40, 1, func(x *litIndex) bool { return x.ac != nil && x.g == nil && x.wm == nil }},
+	} {
+		var pats []string
+		seen := map[string]bool{}
+		for len(pats) < tc.n {
+			p := strings.ToLower(word(tc.minL + rng.IntN(10)))
+			if !seen[p] {
+				seen[p] = true
+				pats = append(pats, p)
 			}
 		}
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Fatalf("%q: got %v want %v", text, got, want)
+		ids := make([]int32, len(pats))
+		for i := range ids {
+			ids[i] = int32(i)
 		}
-		if got := x.scanLower(lower, nil); len(got) != len(want) {
-			t.Fatalf("scanLower %q: %d hits, want %d", lower, len(got), len(want))
+		x := newLitIndex(pats, ids)
+		if !tc.shape(x) {
+			t.Fatalf("%s: wrong shape %+v", tc.name, x)
 		}
-	}
-	// Non-ASCII text goes to scanLower, where "Ⱥ" lowers to a longer "ⱥ".
-	if _, ok := x.scan("abcȺ", nil); ok {
-		t.Error("non-ASCII text accepted by the ASCII scan")
+		for range 500 {
+			text := word(rng.IntN(80))
+			if rng.IntN(4) == 0 { // plant a literal
+				p := pats[rng.IntN(len(pats))]
+				k := rng.IntN(len(text) + 1)
+				text = text[:k] + strings.ToUpper(p) + text[k:]
+			}
+			got, ok := x.scan(text, nil)
+			if !ok {
+				t.Fatalf("%s, %q: ASCII text refused", tc.name, text)
+			}
+			lower := strings.ToLower(text)
+			var want []int32
+			for i := 0; i < len(lower); i++ {
+				for j, p := range pats {
+					if strings.HasSuffix(lower[:i+1], p) {
+						want = append(want, ids[j])
+					}
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s, %q: got %v want %v", tc.name, text, got, want)
+			}
+			got = x.scanLower(lower, nil)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s, scanLower %q: got %v want %v", tc.name, lower, got, want)
+			}
+		}
+		// Non-ASCII text goes to scanLower, where "Ⱥ" lowers to a longer "ⱥ".
+		if _, ok := x.scan("abcdȺ", nil); ok {
+			t.Errorf("%s: non-ASCII text accepted by the ASCII scan", tc.name)
+		}
 	}
 }
 

@@ -1,10 +1,12 @@
 package sigma
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/mamori-soc/mamori/internal/event"
 )
@@ -18,17 +20,19 @@ type Ruleset struct {
 	stats    Stats
 	// byProduct → byCategory → byService → buckets (one per variant key).
 	tree     map[string]map[string]map[string][]*bucket
-	patRules [][]int32 // global pattern id → compiled rule indices
-	// kwGroups are the keyword automatons, one per product over the keyword
-	// literals of all its buckets: the haystacks of an event are the same
-	// for every bucket, so one pass serves them all (hits of buckets the
-	// event does not visit are dropped).
-	kwGroups []*litIndex
-	nbuckets int
-	ruleIdx  map[*Rule]int
-	nfields  int // distinct event field names rules read (see fieldIDs)
-	nauto    int32
-	pool     sync.Pool
+	patRules [][]ruleGroup // global pattern id → the need groups it satisfies
+	// kwBuckets are the buckets with keyword literals. The haystacks of an
+	// event are the same for every bucket, so one pass over them serves all
+	// the buckets the event visits: kwSets holds a literal index per set of
+	// such buckets (by kwBit mask), built the first time an event visits
+	// that set. Hits of buckets the event does not visit are dropped.
+	kwBuckets []*bucket
+	kwSets    sync.Map // uint64 → *litIndex
+	nbuckets  int
+	ruleIdx   map[*Rule]int
+	nfields   int // distinct event field names rules read (see fieldIDs)
+	nauto     atomic.Int32
+	pool      sync.Pool
 }
 
 // Stats describes what a load produced.
@@ -52,6 +56,7 @@ type Stats struct {
 
 // crule is a rule compiled for one bucket (logsource + variant).
 type crule struct {
+	full     uint8 // bit mask of all the rule's need groups (0: always evaluated)
 	rule     *Rule
 	ridx     int32
 	searches []search
@@ -61,7 +66,8 @@ type crule struct {
 
 type bucket struct {
 	id      int32
-	kwGroup int32 // index in Ruleset.kwGroups, or -1 without keyword literals
+	kwBit   uint64           // this bucket's bit in kwSets keys, 0 without keyword literals
+	kwLits  map[string]int32 // keyword literal → pattern id
 	ls      Logsource
 	variant string
 	rules   []int32 // all compiled rules of the bucket
@@ -74,6 +80,16 @@ type fieldIndex struct {
 	id   int32 // see fieldIDs
 	ac   *litIndex
 }
+
+// ruleGroup is one need group of a compiled rule.
+type ruleGroup struct {
+	rule  int32
+	group uint8
+}
+
+// maxGroups is the most need groups a rule is indexed by: every group must
+// have a hit for the rule to be evaluated.
+const maxGroups = 2
 
 // kwField names the keyword haystacks in need sets.
 const kwField = "\x00keywords"
@@ -115,7 +131,7 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 			k := bkey{Logsource{Product: ls.Product, Category: ls.Category, Service: ls.Service}, v}
 			bk := buckets[k]
 			if bk == nil {
-				bk = &bucket{id: int32(len(order)), kwGroup: -1, ls: k.ls, variant: v}
+				bk = &bucket{id: int32(len(order)), ls: k.ls, variant: v}
 				buckets[k] = bk
 				order = append(order, bk)
 			}
@@ -139,13 +155,13 @@ func (b *builder) build() (*Ruleset, []*LoadError) {
 		}
 		c[bk.ls.Service] = append(c[bk.ls.Service], bk)
 	}
-	rs.buildKeywordGroups(order, kw)
+	rs.numberKeywordBuckets(order)
 	rs.nbuckets = len(order)
 	rs.nfields = len(ids)
 	st.Buckets = len(order)
 	st.Patterns = len(rs.patRules)
 	rs.pool.New = func() any {
-		return &evalCtx{mark: make([]uint32, len(rs.crules)), fired: make([]uint32, len(rs.rules)),
+		return &evalCtx{mark: make([]uint32, len(rs.crules)), gmask: make([]uint8, len(rs.crules)), fired: make([]uint32, len(rs.rules)),
 			visited: make([]uint32, len(order)),
 			slot:    make([]int32, rs.nfields), slotGen: make([]uint32, rs.nfields),
 			cache: newScanCache()}
@@ -201,38 +217,48 @@ func idsOf(names []string, ids map[string]int32) fieldIDs {
 	return out
 }
 
-// index builds the bucket's automatons from each rule's best need set;
-// keyword literals go to kw, by product, for buildKeywordGroups.
+// index builds the bucket's literal indexes from each rule's need groups.
+// Keyword literals are numbered in kw, by product (a literal two buckets
+// share is one pattern), and kept in the bucket's kwLits for kwIndex.
 func (rs *Ruleset) index(bk *bucket, kw map[string]map[string]int32, ids map[string]int32) {
 	perField := map[string]map[string]int32{} // field → literal → pattern id
 	for _, ri := range bk.rules {
 		cr := rs.crules[ri]
-		needs, ok := condNeeds(cr.cond, cr.searches)
+		groups, ok := condGroups(cr.cond, cr.searches)
 		if !ok {
 			bk.always = append(bk.always, ri)
 			rs.stats.AlwaysEval++
 			continue
 		}
-		for _, n := range needs {
-			byLit := perField
-			key := n.field
-			if n.field == kwField {
-				byLit, key = kw, bk.ls.Product
-				bk.kwGroup = 0 // resolved by buildKeywordGroups
-			}
-			lits := byLit[key]
-			if lits == nil {
-				lits = map[string]int32{}
-				byLit[key] = lits
-			}
-			pid, ok := lits[n.lit]
-			if !ok {
-				pid = int32(len(rs.patRules))
-				rs.patRules = append(rs.patRules, nil)
-				lits[n.lit] = pid
-			}
-			if l := rs.patRules[pid]; len(l) == 0 || l[len(l)-1] != ri {
-				rs.patRules[pid] = append(l, ri)
+		cr.full = uint8(1)<<len(groups) - 1
+		for gi, needs := range groups {
+			for _, n := range needs {
+				byLit := perField
+				key := n.field
+				if n.field == kwField {
+					byLit, key = kw, bk.ls.Product
+				}
+				lits := byLit[key]
+				if lits == nil {
+					lits = map[string]int32{}
+					byLit[key] = lits
+				}
+				pid, ok := lits[n.lit]
+				if !ok {
+					pid = int32(len(rs.patRules))
+					rs.patRules = append(rs.patRules, nil)
+					lits[n.lit] = pid
+				}
+				if n.field == kwField {
+					if bk.kwLits == nil {
+						bk.kwLits = map[string]int32{}
+					}
+					bk.kwLits[n.lit] = pid
+				}
+				rg := ruleGroup{rule: ri, group: uint8(gi)}
+				if l := rs.patRules[pid]; len(l) == 0 || l[len(l)-1] != rg {
+					rs.patRules[pid] = append(l, rg)
+				}
 			}
 		}
 	}
@@ -250,8 +276,7 @@ func (rs *Ruleset) automatonOf(lits map[string]int32) *litIndex {
 		ids[i] = lits[p]
 	}
 	ac := newLitIndex(pats, ids)
-	ac.id = rs.nauto
-	rs.nauto++
+	ac.id = rs.nauto.Add(1) - 1
 	rs.stats.IndexBytes += ac.size()
 	return ac
 }
@@ -265,19 +290,39 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// buildKeywordGroups builds one keyword automaton per product and points
-// the product's buckets with keyword literals at it.
-func (rs *Ruleset) buildKeywordGroups(order []*bucket, kw map[string]map[string]int32) {
-	group := map[string]int32{}
-	for _, p := range sortedKeys(kw) {
-		group[p] = int32(len(rs.kwGroups))
-		rs.kwGroups = append(rs.kwGroups, rs.automatonOf(kw[p]))
-	}
+// numberKeywordBuckets gives each bucket with keyword literals its kwBit.
+func (rs *Ruleset) numberKeywordBuckets(order []*bucket) {
 	for _, bk := range order {
-		if bk.kwGroup >= 0 {
-			bk.kwGroup = group[bk.ls.Product]
+		if bk.kwLits != nil {
+			// Past 64 buckets bits are shared: a set's index then holds the
+			// literals of more buckets than the event visits, which only
+			// costs dropped hits.
+			bk.kwBit = 1 << (len(rs.kwBuckets) % 64)
+			rs.kwBuckets = append(rs.kwBuckets, bk)
 		}
 	}
+}
+
+// kwIndex returns the keyword literal index of the buckets in mask.
+func (rs *Ruleset) kwIndex(mask uint64) *litIndex {
+	if x, ok := rs.kwSets.Load(mask); ok {
+		return x.(*litIndex)
+	}
+	lits := map[string]int32{}
+	for _, bk := range rs.kwBuckets {
+		if bk.kwBit&mask != 0 {
+			maps.Copy(lits, bk.kwLits)
+		}
+	}
+	pats := sortedKeys(lits)
+	ids := make([]int32, len(pats))
+	for i, p := range pats {
+		ids[i] = lits[p]
+	}
+	x := newLitIndex(pats, ids)
+	x.id = rs.nauto.Add(1) - 1
+	got, _ := rs.kwSets.LoadOrStore(mask, x)
+	return got.(*litIndex)
 }
 
 // minNeedLen: shorter literals occur in almost every value and would make
@@ -291,51 +336,74 @@ func rareByte(lit string) bool {
 	return len(lit) == 1 && strings.IndexByte("`^~|{}<>$&;!@#%*+=?'\"[]", lit[0]) >= 0
 }
 
-// condNeeds returns a set of needs one of which occurs whenever the
-// condition is true, or ok=false when no such set is known.
-func condNeeds(n *cnode, ss []search) ([]need, bool) {
+// condGroups returns need groups of a condition: sets of needs such that,
+// whenever the condition is true, each set has a need that occurs. At most
+// maxGroups, the most selective first; ok=false when none is known.
+func condGroups(n *cnode, ss []search) ([][]need, bool) {
 	switch n.op {
 	case cSearch:
-		return searchNeeds(&ss[n.search])
+		return searchGroups(&ss[n.search])
 	case cAnd:
-		var best []need
-		found := false
+		var all [][]need
 		for _, k := range n.kids {
-			if ns, ok := condNeeds(k, ss); ok && (!found || better(ns, best)) {
-				best, found = ns, true
+			if gs, ok := condGroups(k, ss); ok {
+				all = append(all, gs...)
 			}
 		}
-		return best, found
+		return topGroups(all)
 	case cOr, cAtLeast:
-		var all []need
+		var union []need
 		for _, k := range n.kids {
-			ns, ok := condNeeds(k, ss)
+			gs, ok := condGroups(k, ss)
 			if !ok {
 				return nil, false
 			}
-			all = append(all, ns...)
+			union = append(union, gs[0]...)
 		}
-		return all, true
+		return [][]need{union}, true
 	}
 	return nil, false // not: nothing is necessary
 }
 
-func searchNeeds(s *search) ([]need, bool) {
-	var all []need
+// searchGroups: one map gives a group per item with needs; several maps
+// (an OR) give one group, the union of each map's best.
+func searchGroups(s *search) ([][]need, bool) {
+	var union []need
 	for _, alt := range s.alts {
-		var best []need
-		found := false
+		var gs [][]need
 		for _, it := range alt {
-			if ns, ok := itemNeeds(it); ok && (!found || better(ns, best)) {
-				best, found = ns, true
+			if ns, ok := itemNeeds(it); ok {
+				gs = append(gs, ns)
 			}
 		}
-		if !found {
+		if len(s.alts) == 1 {
+			return topGroups(gs)
+		}
+		gs, ok := topGroups(gs)
+		if !ok {
 			return nil, false
 		}
-		all = append(all, best...)
+		union = append(union, gs[0]...)
 	}
-	return all, true
+	return [][]need{union}, len(union) > 0
+}
+
+// topGroups keeps the maxGroups most selective groups, best first.
+func topGroups(gs [][]need) ([][]need, bool) {
+	if len(gs) == 0 {
+		return nil, false
+	}
+	gs = slices.Clone(gs)
+	slices.SortStableFunc(gs, func(a, b []need) int {
+		switch {
+		case better(a, b):
+			return -1
+		case better(b, a):
+			return 1
+		}
+		return 0
+	})
+	return gs[:min(len(gs), maxGroups)], true
 }
 
 func itemNeeds(it *item) ([]need, bool) {
@@ -518,20 +586,18 @@ func (c *evalCtx) nextMark() uint32 {
 }
 
 // evalIndexed evaluates the candidates of all the event's buckets: the
-// rules whose necessary literal some automaton found, and those without
-// one. Keyword automatons are shared by the buckets of a product, so their
-// hits are kept only for buckets the event visits.
+// rules each of whose need groups some literal index found, and those
+// without needs. Keyword literals are searched once for all the buckets the
+// event visits.
 func (rs *Ruleset) evalIndexed(c *evalCtx, src *sources, fn func(*Rule)) {
 	g := c.nextMark()
 	c.cand = c.cand[:0]
 	c.hits = c.hits[:0]
-	c.groups = c.groups[:0]
+	var kwMask uint64
 	rs.eachBucket(src, func(bk *bucket) {
 		c.visited[bk.id] = c.gen
 		c.cand = append(c.cand, bk.always...)
-		if bk.kwGroup >= 0 && !slices.Contains(c.groups, bk.kwGroup) {
-			c.groups = append(c.groups, bk.kwGroup)
-		}
+		kwMask |= bk.kwBit
 		// Both lists are sorted by name: walk them together, and note
 		// where the fields are for the rules that will read them.
 		ef, bf := c.e.Fields, bk.fields
@@ -550,18 +616,30 @@ func (rs *Ruleset) evalIndexed(c *evalCtx, src *sources, fn func(*Rule)) {
 			}
 		}
 	})
-	for _, k := range c.groups {
-		ac := rs.kwGroups[k]
+	if kwMask != 0 {
+		ac := rs.kwIndex(kwMask)
 		c.haystacks(func(v val) bool {
 			c.scan(ac, v)
 			return false
 		})
 	}
+	// A rule is a candidate when each of its need groups has a hit.
 	for _, pid := range c.hits {
-		for _, ri := range rs.patRules[pid] {
-			if c.mark[ri] != g && c.visited[rs.crules[ri].bk.id] == c.gen {
-				c.mark[ri] = g
-				c.cand = append(c.cand, ri)
+		for _, rg := range rs.patRules[pid] {
+			ri := rg.rule
+			cr := rs.crules[ri]
+			if c.visited[cr.bk.id] != c.gen {
+				continue
+			}
+			if c.mark[ri] != g {
+				c.mark[ri], c.gmask[ri] = g, 0
+			}
+			if m := c.gmask[ri]; m != cr.full {
+				m |= 1 << rg.group
+				c.gmask[ri] = m
+				if m == cr.full {
+					c.cand = append(c.cand, ri)
+				}
 			}
 		}
 	}
