@@ -17,11 +17,13 @@
 //     and maps its Sigma field names to the event field names our parsers
 //     produce (winlog.event_data.X, ECS names, vendor namespaces). A
 //     logsource Mamori has no events for compiles but stays dormant.
-//   - Match computes the event's logsource keys once, and in each bucket an
-//     Aho–Corasick automaton per field yields the rules whose necessary
-//     literal occurs in the event (keyword literals: one automaton per
-//     product, one pass over the haystacks for all its buckets); only those
-//     (plus rules without a necessary literal) are evaluated fully.
+//   - Match computes the event's logsource keys once, and in each bucket a
+//     literal index per field (litindex.go: Aho–Corasick, Wu–Manber or a
+//     q-gram filter, by the size of the set) yields the rules each of whose
+//     need groups (up to two sets of necessary literals, ruleset.go) had a
+//     hit; keyword literals take one pass over the haystacks for all the
+//     buckets visited. Only those rules, and rules without needs, are
+//     evaluated fully.
 //
 // A Ruleset is safe for concurrent use by many goroutines.
 package sigma
