@@ -18,11 +18,12 @@ and finds them again.
 
   mamori serve                 run the all-in-one server on embedded defaults
   mamori ingest FILE...        send log files or Windows .evtx to a server
-  mamori search QUERY          search events`,
+  mamori search QUERY          search events
+  mamori scan PATH...          scan files offline with pattern files`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newRulesCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newRulesCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newScanCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }
 

@@ -118,7 +118,7 @@ func newTenantCmd() *cobra.Command {
 			},
 		}
 		addConnFlags(tok, &c)
-		tok.Flags().StringVar(&kind, "kind", "ingest", "ingest or read")
+		tok.Flags().StringVar(&kind, "kind", "ingest", "ingest, read or enroll (enrolls endpoint agents: mamori agent --enroll)")
 		cmd.AddCommand(tok)
 	}
 	return cmd

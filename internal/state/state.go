@@ -32,6 +32,8 @@ const (
 	TokenAdmin  = "admin"  // every tenant, every endpoint
 	TokenIngest = "ingest" // one tenant, ingest only
 	TokenRead   = "read"   // one tenant, read endpoints
+	TokenEnroll = "enroll" // one tenant, enrolls endpoint agents
+	TokenAgent  = "agent"  // one enrolled agent (name: its id), agent endpoints only
 )
 
 // Mapping kinds.
@@ -277,14 +279,14 @@ func (d *DB) AddTokenSecret(ctx context.Context, secret, kind, tenant, name stri
 		if tenant != "" {
 			return Token{}, fmt.Errorf("%w: an admin token has no tenant", ErrInvalidToken)
 		}
-	case TokenIngest, TokenRead:
+	case TokenIngest, TokenRead, TokenEnroll, TokenAgent:
 		t, ok := d.Tenant(tenant)
 		if !ok {
 			return Token{}, fmt.Errorf("tenant %q: %w", tenant, ErrNotFound)
 		}
 		tenantID = t.ID
 	default:
-		return Token{}, fmt.Errorf("%w: unknown kind %q (admin, ingest, read)", ErrInvalidToken, kind)
+		return Token{}, fmt.Errorf("%w: unknown kind %q (admin, ingest, read, enroll, agent)", ErrInvalidToken, kind)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	res, err := d.db.ExecContext(ctx, `INSERT INTO tokens(hash, kind, tenant_id, name, created_at) VALUES (?,?,?,?,?)`, hashToken(secret), kind, tenantID, name, now.Unix())

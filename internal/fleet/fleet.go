@@ -1,0 +1,442 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("agent not found")
+	ErrInvalid  = errors.New("invalid agent report")
+)
+
+// Install statuses an agent reports for a release.
+const (
+	StatusActive     = "active"      // verified, loaded, self-test passed, in use
+	StatusFailed     = "failed"      // refused: verification, load or self-test failed
+	StatusRolledBack = "rolled_back" // was active, replaced by the last good version
+)
+
+// Info is what an agent says about itself.
+type Info struct {
+	Hostname string `json:"hostname"`
+	OS       string `json:"os"`
+	Arch     string `json:"arch"`
+	Version  string `json:"version"`
+}
+
+// Health is an agent's account of itself since its last update: what ring
+// health gates judge a release by.
+type Health struct {
+	ScanErrors     int64   `json:"scan_errors"`
+	EngineRestarts int64   `json:"engine_restarts"`
+	Scans          int64   `json:"scans"`
+	ScanCPUMillis  float64 `json:"scan_cpu_ms"` // mean CPU time per scan
+	Detections     int64   `json:"detections"`
+	CleanHits      int64   `json:"clean_hits"` // detections on known-clean files: false positives
+	SelfTestFailed bool    `json:"self_test_failed"`
+}
+
+// Install is one release's state on an agent.
+type Install struct {
+	Channel string    `json:"channel"`
+	Version int64     `json:"version"`
+	Status  string    `json:"status"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Agent is an enrolled endpoint.
+type Agent struct {
+	ID         string             `json:"id"`
+	Tenant     string             `json:"tenant"`
+	Info       Info               `json:"info"`
+	Ring       int                `json:"ring"` // 0–99, stable: rollout rings take the agents below a percentage
+	EnrolledAt time.Time          `json:"enrolled_at"`
+	LastSeen   time.Time          `json:"last_seen"`
+	Health     Health             `json:"health"`
+	Active     map[string]Install `json:"active"` // channel → the release in use
+}
+
+// Options configure a Fleet.
+type Options struct {
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Fleet is the agent registry. Safe for concurrent use.
+type Fleet struct {
+	db  *sql.DB
+	now func() time.Time
+	log *slog.Logger
+
+	mu     sync.RWMutex
+	agents map[string]*Agent
+	// acts lists, per release, when each agent made it active.
+	acts    map[relKey][]activation
+	dirty   map[string]bool
+	pending []pendingInstall
+}
+
+type relKey struct {
+	channel string
+	version int64
+}
+
+type activation struct {
+	agent string
+	at    time.Time
+}
+
+type pendingInstall struct {
+	agent string
+	in    Install
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS fleet_agents (
+	id TEXT PRIMARY KEY,
+	tenant TEXT NOT NULL,
+	info TEXT NOT NULL,
+	ring INTEGER NOT NULL,
+	enrolled_at INTEGER NOT NULL,
+	last_seen INTEGER NOT NULL,
+	health TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS fleet_agents_tenant ON fleet_agents(tenant);
+CREATE TABLE IF NOT EXISTS fleet_installs (
+	agent_id TEXT NOT NULL,
+	channel TEXT NOT NULL,
+	version INTEGER NOT NULL,
+	status TEXT NOT NULL,
+	at_ms INTEGER NOT NULL,
+	error TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (agent_id, channel, version, status)
+);`
+
+// Open loads the registry from db (creating its tables).
+func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
+	f := &Fleet{db: db, now: o.Now, log: o.Logger, agents: map[string]*Agent{}, acts: map[relKey][]activation{}, dirty: map[string]bool{}}
+	if f.now == nil {
+		f.now = time.Now
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if _, err := db.ExecContext(ctx, schema); err != nil {
+		return nil, fmt.Errorf("fleet schema: %w", err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, tenant, info, ring, enrolled_at, last_seen, health FROM fleet_agents`)
+	if err != nil {
+		return nil, fmt.Errorf("load agents: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a Agent
+		var info, health string
+		var enrolled, seen int64
+		if err := rows.Scan(&a.ID, &a.Tenant, &info, &a.Ring, &enrolled, &seen, &health); err != nil {
+			return nil, fmt.Errorf("load agents: %w", err)
+		}
+		_ = json.Unmarshal([]byte(info), &a.Info)
+		_ = json.Unmarshal([]byte(health), &a.Health)
+		a.EnrolledAt, a.LastSeen = time.Unix(enrolled, 0).UTC(), time.Unix(seen, 0).UTC()
+		a.Active = map[string]Install{}
+		f.agents[a.ID] = &a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load agents: %w", err)
+	}
+	irows, err := db.QueryContext(ctx, `SELECT agent_id, channel, version, status, at_ms, error FROM fleet_installs ORDER BY at_ms`)
+	if err != nil {
+		return nil, fmt.Errorf("load installs: %w", err)
+	}
+	defer irows.Close()
+	for irows.Next() {
+		var id string
+		var in Install
+		var at int64
+		if err := irows.Scan(&id, &in.Channel, &in.Version, &in.Status, &at, &in.Error); err != nil {
+			return nil, fmt.Errorf("load installs: %w", err)
+		}
+		in.At = time.UnixMilli(at).UTC()
+		f.apply(id, in)
+	}
+	return f, irows.Err()
+}
+
+// ringOf places an agent id in 0–99, uniformly and stably.
+func ringOf(id string) int {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return int(h.Sum64() % 100)
+}
+
+// NewID returns a fresh agent id.
+func NewID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "agt_" + hex.EncodeToString(b[:])
+}
+
+// Enroll registers a new agent of tenant, written through to the database.
+func (f *Fleet) Enroll(ctx context.Context, tenant string, info Info) (Agent, error) {
+	now := f.now().UTC()
+	a := &Agent{ID: NewID(), Tenant: tenant, Info: info, EnrolledAt: now, LastSeen: now, Active: map[string]Install{}}
+	a.Ring = ringOf(a.ID)
+	infoJSON, _ := json.Marshal(info)
+	if _, err := f.db.ExecContext(ctx, `INSERT INTO fleet_agents(id, tenant, info, ring, enrolled_at, last_seen) VALUES (?,?,?,?,?,?)`,
+		a.ID, tenant, string(infoJSON), a.Ring, now.Unix(), now.Unix()); err != nil {
+		return Agent{}, fmt.Errorf("enroll: %w", err)
+	}
+	f.mu.Lock()
+	f.agents[a.ID] = a
+	f.mu.Unlock()
+	return a.clone(), nil
+}
+
+// Remove forgets an agent (its install history stays for the record).
+func (f *Fleet) Remove(ctx context.Context, id string) error {
+	f.mu.Lock()
+	_, ok := f.agents[id]
+	delete(f.agents, id)
+	delete(f.dirty, id)
+	f.mu.Unlock()
+	if !ok {
+		return ErrNotFound
+	}
+	if _, err := f.db.ExecContext(ctx, `DELETE FROM fleet_agents WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("remove agent: %w", err)
+	}
+	return nil
+}
+
+// Heartbeat records that agent id is alive, with its info and health.
+func (f *Fleet) Heartbeat(id string, info Info, h Health) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.agents[id]
+	if !ok {
+		return ErrNotFound
+	}
+	a.Info, a.Health, a.LastSeen = info, h, f.now().UTC()
+	f.dirty[id] = true
+	return nil
+}
+
+// Report records an install state of agent id.
+func (f *Fleet) Report(id string, in Install) error {
+	if in.Channel == "" || in.Version <= 0 {
+		return fmt.Errorf("%w: channel and version are required", ErrInvalid)
+	}
+	switch in.Status {
+	case StatusActive, StatusFailed, StatusRolledBack:
+	default:
+		return fmt.Errorf("%w: status %q", ErrInvalid, in.Status)
+	}
+	if in.At.IsZero() {
+		in.At = f.now()
+	}
+	in.At = in.At.UTC()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.agents[id]
+	if !ok {
+		return ErrNotFound
+	}
+	a.LastSeen = f.now().UTC()
+	f.dirty[id] = true
+	f.apply(id, in)
+	f.pending = append(f.pending, pendingInstall{id, in})
+	return nil
+}
+
+// apply updates the in-memory view; f.mu held (or not yet shared).
+func (f *Fleet) apply(id string, in Install) {
+	a := f.agents[id]
+	switch in.Status {
+	case StatusActive:
+		k := relKey{in.Channel, in.Version}
+		if !slices.ContainsFunc(f.acts[k], func(x activation) bool { return x.agent == id }) {
+			f.acts[k] = append(f.acts[k], activation{id, in.At})
+		}
+		if a != nil {
+			a.Active[in.Channel] = in
+		}
+	case StatusRolledBack:
+		if a != nil && a.Active[in.Channel].Version == in.Version {
+			delete(a.Active, in.Channel)
+		}
+	}
+}
+
+// Get returns agent id.
+func (f *Fleet) Get(id string) (Agent, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a, ok := f.agents[id]
+	if !ok {
+		return Agent{}, false
+	}
+	return a.clone(), true
+}
+
+// List returns the agents of tenant ("" for all), by id.
+func (f *Fleet) List(tenant string) []Agent {
+	f.mu.RLock()
+	out := make([]Agent, 0, len(f.agents))
+	for _, a := range f.agents {
+		if tenant == "" || a.Tenant == tenant {
+			out = append(out, a.clone())
+		}
+	}
+	f.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func (a *Agent) clone() Agent {
+	c := *a
+	c.Active = make(map[string]Install, len(a.Active))
+	for k, v := range a.Active {
+		c.Active[k] = v
+	}
+	return c
+}
+
+// Protection is the time to protect of one release for one tenant.
+type Protection struct {
+	Tenant      string    `json:"tenant"`
+	Channel     string    `json:"channel"`
+	Version     int64     `json:"version"`
+	PublishedAt time.Time `json:"published_at"`
+	Agents      int       `json:"agents"` // the tenant's enrolled agents
+	Active      int       `json:"active"` // of them, those that made the release active
+	// Seconds from publication until half, 99 % and all of the agents had
+	// the release active; nil while not reached.
+	P50 *float64 `json:"p50_seconds"`
+	P99 *float64 `json:"p99_seconds"`
+	All *float64 `json:"all_seconds"`
+}
+
+// Protection computes the time to protect of release (channel, version),
+// published at published, for tenant ("" for every tenant).
+func (f *Fleet) Protection(tenant, channel string, version int64, published time.Time) Protection {
+	p := Protection{Tenant: tenant, Channel: channel, Version: version, PublishedAt: published.UTC()}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, a := range f.agents {
+		if tenant == "" || a.Tenant == tenant {
+			p.Agents++
+		}
+	}
+	var secs []float64
+	for _, act := range f.acts[relKey{channel, version}] {
+		a, ok := f.agents[act.agent]
+		if !ok || (tenant != "" && a.Tenant != tenant) {
+			continue
+		}
+		secs = append(secs, math.Max(0, act.at.Sub(published).Seconds()))
+	}
+	slices.Sort(secs)
+	p.Active = len(secs)
+	at := func(q float64) *float64 {
+		need := int(math.Ceil(q * float64(p.Agents)))
+		if p.Agents == 0 || need > len(secs) {
+			return nil
+		}
+		v := secs[max(need, 1)-1]
+		return &v
+	}
+	p.P50, p.P99, p.All = at(0.5), at(0.99), at(1)
+	return p
+}
+
+// Flush writes the heartbeats and installs received since the last flush
+// in one transaction.
+func (f *Fleet) Flush(ctx context.Context) error {
+	f.mu.Lock()
+	dirty := make([]Agent, 0, len(f.dirty))
+	for id := range f.dirty {
+		if a, ok := f.agents[id]; ok {
+			dirty = append(dirty, a.clone())
+		}
+	}
+	pending := f.pending
+	f.dirty, f.pending = map[string]bool{}, nil
+	f.mu.Unlock()
+	if len(dirty) == 0 && len(pending) == 0 {
+		return nil
+	}
+	err := f.write(ctx, dirty, pending)
+	if err != nil {
+		// Keep them for the next flush.
+		f.mu.Lock()
+		for _, a := range dirty {
+			if _, ok := f.agents[a.ID]; ok {
+				f.dirty[a.ID] = true
+			}
+		}
+		f.pending = append(pending, f.pending...)
+		f.mu.Unlock()
+	}
+	return err
+}
+
+func (f *Fleet) write(ctx context.Context, dirty []Agent, pending []pendingInstall) error {
+	tx, err := f.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("fleet flush: %w", err)
+	}
+	defer tx.Rollback()
+	for _, a := range dirty {
+		info, _ := json.Marshal(a.Info)
+		health, _ := json.Marshal(a.Health)
+		if _, err := tx.ExecContext(ctx, `UPDATE fleet_agents SET info = ?, last_seen = ?, health = ? WHERE id = ?`,
+			string(info), a.LastSeen.Unix(), string(health), a.ID); err != nil {
+			return fmt.Errorf("fleet flush: %w", err)
+		}
+	}
+	for _, p := range pending {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fleet_installs(agent_id, channel, version, status, at_ms, error) VALUES (?,?,?,?,?,?)`,
+			p.agent, p.in.Channel, p.in.Version, p.in.Status, p.in.At.UnixMilli(), p.in.Error); err != nil {
+			return fmt.Errorf("fleet flush: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("fleet flush: %w", err)
+	}
+	return nil
+}
+
+// Run flushes every interval until ctx ends, then once more.
+func (f *Fleet) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := f.Flush(context.WithoutCancel(ctx)); err != nil {
+				f.log.Error("fleet flush at shutdown", "err", err)
+			}
+			return
+		case <-t.C:
+			if err := f.Flush(ctx); err != nil {
+				f.log.Warn("fleet flush", "err", err)
+			}
+		}
+	}
+}
