@@ -21,3 +21,11 @@ if [ ${#need[@]} -gt 0 ]; then
   ($SUDO systemctl stop rsyslog 2>/dev/null || $SUDO service rsyslog stop 2>/dev/null || true) >/dev/null 2>&1
 fi
 mkdir -p "${MAMORI_TEST_CACHE:-$HOME/.cache/mamori-test}"
+# internal/agent/isolate builds network namespaces and veth pairs with ip(8).
+if ! command -v ip >/dev/null 2>&1; then
+  echo "test-deps: installing iproute2"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends iproute2 >/dev/null
+fi
