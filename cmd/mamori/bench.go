@@ -36,6 +36,24 @@ func newBenchCmd() *cobra.Command {
 	ing.Flags().StringSliceVar(&o.Rules, "rules", nil, "Sigma rule directories the server loads (repeatable)")
 	ing.Flags().IntVar(&o.Indicators, "indicators", 0, "load this many synthetic indicators before sending")
 	cmd.AddCommand(ing)
+	var fo bench.FanoutOptions
+	fan := &cobra.Command{
+		Use:   "fanout",
+		Short: "Publish bandage releases to N simulated agents (real TUF verification) in this process: publish → active p50/p99/max, server RSS",
+		Example: `  mamori bench fanout --agents 10000 --runs 5
+  mamori bench fanout --agents 10000 --delta-kb 140`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fo.Out = os.Stdout
+			return bench.Fanout(cmd.Context(), fo)
+		},
+	}
+	fan.Flags().IntVar(&fo.Agents, "agents", 10000, "simulated agents")
+	fan.Flags().IntVar(&fo.Runs, "runs", 5, "bandage releases measured (medians reported)")
+	fan.Flags().IntVar(&fo.DeltaKB, "delta-kb", 140, "then a main-channel delta of about this size, and a rollback (0: skip)")
+	fan.Flags().StringVar(&fo.Bin, "bin", "", "mamori binary to start as the server (default: this one)")
+	fan.Flags().StringVar(&fo.CPUProfile, "cpuprofile", "", "save the agents' CPU profile of the measured releases here")
+	cmd.AddCommand(fan)
 	var so bench.SearchOptions
 	srch := &cobra.Command{
 		Use:     "search",

@@ -19,11 +19,13 @@ and finds them again.
   mamori serve                 run the all-in-one server on embedded defaults
   mamori ingest FILE...        send log files or Windows .evtx to a server
   mamori search QUERY          search events
-  mamori scan PATH...          scan files offline with pattern files`,
+  mamori scan PATH...          scan files offline with pattern files
+  mamori pattern publish FILE  publish a signed pattern release to agents
+  mamori agent --enroll TOKEN  run the endpoint agent`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newRulesCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newScanCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newRulesCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newScanCmd(), newPatternCmd(), newAgentCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }
 

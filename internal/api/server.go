@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
+	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/ingest"
 	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/store"
+	"github.com/mamori-soc/mamori/internal/update"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -52,7 +55,17 @@ type Server struct {
 	// Detect is nil when detection does not run.
 	Detect *detect.Engine
 	// Intel is nil when detection does not run.
-	Intel      *intel.Store
+	Intel *intel.Store
+	// Fleet is the agent registry; nil when agents are not managed here.
+	Fleet *fleet.Fleet
+	// Releases is the signed pattern repository and Updates its endpoints
+	// (mounted at /update/v1/ for agents); nil when patterns are not
+	// distributed.
+	Releases *update.Repo
+	Updates  http.Handler
+	// KnownClean reports whether a hash (hex) is that of a known-clean
+	// file, and which; nil: no known-clean set.
+	KnownClean func(hash string) (file string, ok bool)
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Metrics    *Metrics
@@ -73,6 +86,13 @@ type Route struct {
 	Public                bool
 	handler               func(*Server) http.HandlerFunc
 }
+
+// agentPrefix marks the routes that take an enrolled agent's credential
+// instead of an API token.
+const agentPrefix = "/api/v1/agent/"
+
+// Agent reports whether the route is for endpoint agents.
+func (rt Route) Agent() bool { return strings.HasPrefix(rt.Path, agentPrefix) }
 
 // Routes lists every endpoint.
 var Routes = []Route{
@@ -102,6 +122,14 @@ var Routes = []Route{
 	{"GET", "/api/v1/exceptions", "List alert exceptions visible to the caller.", false, func(s *Server) http.HandlerFunc { return s.listExceptions }},
 	{"POST", "/api/v1/exceptions", "Add an exception: suppress a rule's alerts for a tenant, optionally where a field matches (admin).", false, func(s *Server) http.HandlerFunc { return s.addException }},
 	{"DELETE", "/api/v1/exceptions/{id}", "Remove an exception (admin).", false, func(s *Server) http.HandlerFunc { return s.deleteException }},
+	{"POST", "/api/v1/agents/enroll", "Enroll an endpoint agent (enroll token); returns its credential and the pattern repository's trusted root.", false, func(s *Server) http.HandlerFunc { return s.enrollAgent }},
+	{"GET", "/api/v1/agents", "List enrolled agents (tenant).", false, func(s *Server) http.HandlerFunc { return s.listAgents }},
+	{"GET", "/api/v1/agents/{id}", "One agent: platform, ring, health, active pattern releases.", false, func(s *Server) http.HandlerFunc { return s.getAgent }},
+	{"POST", "/api/v1/agent/heartbeat", "An agent's heartbeat: its version and health (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentHeartbeat }},
+	{"POST", "/api/v1/agent/report", "An agent reports a release active, failed or rolled back (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentReport }},
+	{"GET", "/api/v1/patterns", "Pattern releases per channel.", false, func(s *Server) http.HandlerFunc { return s.listPatterns }},
+	{"POST", "/api/v1/patterns/{channel}", "Publish a signed pattern release (records) or roll back to an earlier version (admin).", false, func(s *Server) http.HandlerFunc { return s.publishPatterns }},
+	{"GET", "/api/v1/patterns/{channel}/{version}", "A release and its time to protect per tenant: agents active, p50/p99/100 % seconds after publication.", false, func(s *Server) http.HandlerFunc { return s.patternStatus }},
 	{"GET", "/api/v1/openapi.json", "This API's OpenAPI document.", false, func(s *Server) http.HandlerFunc { return s.openapi }},
 }
 
@@ -111,7 +139,10 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range Routes {
 		h := rt.handler(s)
-		if !rt.Public {
+		switch {
+		case rt.Agent():
+			h = s.authenticateAgent(h).ServeHTTP
+		case !rt.Public:
 			h = s.authenticate(h)
 		}
 		pattern := rt.Method + " " + rt.Path
@@ -128,6 +159,11 @@ func (s *Server) Handler() http.Handler {
 			pprof.Profile(w, r)
 		}
 	}))
+	// Pattern distribution for agents: signed metadata, content-addressed
+	// blobs, the push stream. Agent credentials only.
+	if s.Updates != nil {
+		mux.Handle("/update/v1/", s.instrument("/update/v1/", s.authenticateAgent(http.StripPrefix("/update/v1", s.Updates))))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -102,12 +102,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	if req.Kind == "" {
 		req.Kind = state.TokenIngest
 	}
-	switch req.Kind {
-	case state.TokenAdmin:
+	if req.Kind == state.TokenAdmin {
 		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "admin tokens are not tenant tokens", Field: "kind"})
-		return
-	case state.TokenAgent:
-		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "agent credentials are issued at enrollment (use an enroll token)", Field: "kind"})
 		return
 	}
 	secret, tok, err := s.State.CreateToken(r.Context(), req.Kind, name, req.Name)

@@ -145,26 +145,34 @@ func attach(dir string) (*server, error) {
 }
 
 func startMamori(o IngestOptions) (*server, error) {
+	args := []string{"--syslog-tcp", "127.0.0.1:0"}
+	for _, r := range o.Rules {
+		args = append(args, "--rules", r)
+	}
+	var env []string
+	if o.NoDetect {
+		env = append(env, "MAMORI_DETECT_ENABLED=false")
+	}
+	if o.Indicators > 0 {
+		// The synthetic indicators are loaded into an empty server: hunting
+		// them in the (empty) store would only measure the retro-hunt queue.
+		env = append(env, "MAMORI_DETECT_RETRO_HUNT=0")
+	}
+	return startServe(o.Bin, args, env)
+}
+
+// startServe runs `mamori serve` on a fresh data dir with the HTTP API on
+// an ephemeral port and every other listener off unless args turn it on.
+func startServe(bin string, args, env []string) (*server, error) {
 	dir, err := os.MkdirTemp("", "mamori-bench")
 	if err != nil {
 		return nil, err
 	}
 	s := &server{dir: dir}
-	args := []string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--syslog-udp", "", "--syslog-tcp", "127.0.0.1:0",
-		"--syslog-tls", "", "--relp", "", "--log-level", "warn"}
-	for _, r := range o.Rules {
-		args = append(args, "--rules", r)
-	}
-	s.cmd = exec.Command(o.Bin, args...)
-	s.cmd.Env = os.Environ()
-	if o.NoDetect {
-		s.cmd.Env = append(s.cmd.Env, "MAMORI_DETECT_ENABLED=false")
-	}
-	if o.Indicators > 0 {
-		// The synthetic indicators are loaded into an empty server: hunting
-		// them in the (empty) store would only measure the retro-hunt queue.
-		s.cmd.Env = append(s.cmd.Env, "MAMORI_DETECT_RETRO_HUNT=0")
-	}
+	all := append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--syslog-udp", "", "--syslog-tcp", "",
+		"--syslog-tls", "", "--relp", "", "--log-level", "warn"}, args...)
+	s.cmd = exec.Command(bin, all...)
+	s.cmd.Env = append(os.Environ(), env...)
 	logf, _ := os.Create(filepath.Join(dir, "server.log"))
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
@@ -237,13 +245,16 @@ func (s *server) profile(path string, secs int) {
 }
 
 // PeakRSSMB reads a process's peak resident set (VmHWM) in MiB.
-func PeakRSSMB(pid int) float64 {
+func PeakRSSMB(pid int) float64 { return procStatusMB(pid, "VmHWM:") }
+
+// procStatusMB reads a kB field of /proc/PID/status, in MiB.
+func procStatusMB(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(l, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			return kb / 1024
 		}

@@ -19,18 +19,19 @@ var ErrInvalid = errors.New("invalid configuration")
 
 // Config is the whole server configuration.
 type Config struct {
-	Data    string        `yaml:"data"`
-	HTTP    HTTPConfig    `yaml:"http"`
-	Syslog  SyslogConfig  `yaml:"syslog"`
-	RELP    RELPConfig    `yaml:"relp"`
-	NATS    NATSConfig    `yaml:"nats"`
-	Events  EventsConfig  `yaml:"events"`
-	Detect  DetectConfig  `yaml:"detect"`
-	Tenants TenantsConfig `yaml:"tenants"`
-	Auth    AuthConfig    `yaml:"auth"`
-	Ingest  IngestConfig  `yaml:"ingest"`
-	Log     LogConfig     `yaml:"log"`
-	Metrics MetricsConfig `yaml:"metrics"`
+	Data     string         `yaml:"data"`
+	HTTP     HTTPConfig     `yaml:"http"`
+	Syslog   SyslogConfig   `yaml:"syslog"`
+	RELP     RELPConfig     `yaml:"relp"`
+	NATS     NATSConfig     `yaml:"nats"`
+	Events   EventsConfig   `yaml:"events"`
+	Detect   DetectConfig   `yaml:"detect"`
+	Patterns PatternsConfig `yaml:"patterns"`
+	Tenants  TenantsConfig  `yaml:"tenants"`
+	Auth     AuthConfig     `yaml:"auth"`
+	Ingest   IngestConfig   `yaml:"ingest"`
+	Log      LogConfig      `yaml:"log"`
+	Metrics  MetricsConfig  `yaml:"metrics"`
 	// MemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT wins
 	// when set); the collector works harder as the heap nears it. 0: none.
 	MemoryLimit Size `yaml:"memory_limit"`
@@ -108,6 +109,19 @@ type EventsConfig struct {
 	// means fewer, larger files and less merging, and a longer replay after
 	// a crash.
 	SyncInterval Duration `yaml:"sync_interval"`
+}
+
+// PatternsConfig configures pattern distribution to endpoint agents: the
+// signed release repository (TUF) served under /update/v1/.
+type PatternsConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// Keys is the directory of the repository's signing keys (default
+	// <data>/keys). On first start the server creates the offline root keys
+	// in Keys/root: move that directory off the server.
+	Keys string `yaml:"keys"`
+	// KnownClean are directories of known-clean files (e.g. /usr/bin): a
+	// bandage release whose hash signature matches one of them is refused.
+	KnownClean []string `yaml:"known_clean"`
 }
 
 // DetectConfig configures the detection engine.
@@ -218,10 +232,11 @@ func Default() Config {
 		Events: EventsConfig{SyncInterval: Duration(2 * time.Second)},
 		Detect: DetectConfig{Enabled: true, Builtin: true, Workers: 2, DedupWindow: Duration(time.Hour),
 			RetroHunt: Duration(30 * 24 * time.Hour), Anomaly: true},
-		Tenants: TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
-		Ingest:  IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
-		Log:     LogConfig{Level: "info"},
-		Metrics: MetricsConfig{TenantLabels: true},
+		Patterns: PatternsConfig{Enabled: true},
+		Tenants:  TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
+		Ingest:   IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
+		Log:      LogConfig{Level: "info"},
+		Metrics:  MetricsConfig{TenantLabels: true},
 		// Leaves room under 1 GiB of RSS for the engines' own caches.
 		MemoryLimit: 640 << 20,
 	}

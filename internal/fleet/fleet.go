@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -53,7 +54,7 @@ type Health struct {
 // Install is one release's state on an agent.
 type Install struct {
 	Channel string    `json:"channel"`
-	Version int64     `json:"version"`
+	Version uint64    `json:"version"`
 	Status  string    `json:"status"`
 	At      time.Time `json:"at"`
 	Error   string    `json:"error,omitempty"`
@@ -85,15 +86,19 @@ type Fleet struct {
 
 	mu     sync.RWMutex
 	agents map[string]*Agent
-	// acts lists, per release, when each agent made it active.
+	byHash map[[32]byte]string // credential hash → agent id
+	// acts lists, per release, when each agent made it active; fails
+	// which agents refused it.
 	acts    map[relKey][]activation
+	actSeen map[relKey]map[string]bool
+	fails   map[relKey]map[string]bool
 	dirty   map[string]bool
 	pending []pendingInstall
 }
 
 type relKey struct {
 	channel string
-	version int64
+	version uint64
 }
 
 type activation struct {
@@ -110,6 +115,7 @@ const schema = `
 CREATE TABLE IF NOT EXISTS fleet_agents (
 	id TEXT PRIMARY KEY,
 	tenant TEXT NOT NULL,
+	cred_hash BLOB NOT NULL UNIQUE,
 	info TEXT NOT NULL,
 	ring INTEGER NOT NULL,
 	enrolled_at INTEGER NOT NULL,
@@ -129,7 +135,7 @@ CREATE TABLE IF NOT EXISTS fleet_installs (
 
 // Open loads the registry from db (creating its tables).
 func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
-	f := &Fleet{db: db, now: o.Now, log: o.Logger, agents: map[string]*Agent{}, acts: map[relKey][]activation{}, dirty: map[string]bool{}}
+	f := &Fleet{db: db, now: o.Now, log: o.Logger, agents: map[string]*Agent{}, byHash: map[[32]byte]string{}, acts: map[relKey][]activation{}, actSeen: map[relKey]map[string]bool{}, fails: map[relKey]map[string]bool{}, dirty: map[string]bool{}}
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -139,7 +145,7 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		return nil, fmt.Errorf("fleet schema: %w", err)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT id, tenant, info, ring, enrolled_at, last_seen, health FROM fleet_agents`)
+	rows, err := db.QueryContext(ctx, `SELECT id, tenant, cred_hash, info, ring, enrolled_at, last_seen, health FROM fleet_agents`)
 	if err != nil {
 		return nil, fmt.Errorf("load agents: %w", err)
 	}
@@ -148,8 +154,12 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
 		var a Agent
 		var info, health string
 		var enrolled, seen int64
-		if err := rows.Scan(&a.ID, &a.Tenant, &info, &a.Ring, &enrolled, &seen, &health); err != nil {
+		var hash []byte
+		if err := rows.Scan(&a.ID, &a.Tenant, &hash, &info, &a.Ring, &enrolled, &seen, &health); err != nil {
 			return nil, fmt.Errorf("load agents: %w", err)
+		}
+		if len(hash) == sha256.Size {
+			f.byHash[[32]byte(hash)] = a.ID
 		}
 		_ = json.Unmarshal([]byte(info), &a.Info)
 		_ = json.Unmarshal([]byte(health), &a.Health)
@@ -185,27 +195,45 @@ func ringOf(id string) int {
 	return int(h.Sum64() % 100)
 }
 
-// NewID returns a fresh agent id.
-func NewID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return "agt_" + hex.EncodeToString(b[:])
+func randomHex(prefix string, n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return prefix + hex.EncodeToString(b)
 }
 
 // Enroll registers a new agent of tenant, written through to the database.
-func (f *Fleet) Enroll(ctx context.Context, tenant string, info Info) (Agent, error) {
+// It returns the agent's credential, shown this once: only its SHA-256 is
+// kept.
+func (f *Fleet) Enroll(ctx context.Context, tenant string, info Info) (Agent, string, error) {
 	now := f.now().UTC()
-	a := &Agent{ID: NewID(), Tenant: tenant, Info: info, EnrolledAt: now, LastSeen: now, Active: map[string]Install{}}
+	a := &Agent{ID: randomHex("agt_", 12), Tenant: tenant, Info: info, EnrolledAt: now, LastSeen: now, Active: map[string]Install{}}
 	a.Ring = ringOf(a.ID)
+	secret := randomHex("mma_", 32)
+	hash := sha256.Sum256([]byte(secret))
 	infoJSON, _ := json.Marshal(info)
-	if _, err := f.db.ExecContext(ctx, `INSERT INTO fleet_agents(id, tenant, info, ring, enrolled_at, last_seen) VALUES (?,?,?,?,?,?)`,
-		a.ID, tenant, string(infoJSON), a.Ring, now.Unix(), now.Unix()); err != nil {
-		return Agent{}, fmt.Errorf("enroll: %w", err)
+	if _, err := f.db.ExecContext(ctx, `INSERT INTO fleet_agents(id, tenant, cred_hash, info, ring, enrolled_at, last_seen) VALUES (?,?,?,?,?,?,?)`,
+		a.ID, tenant, hash[:], string(infoJSON), a.Ring, now.Unix(), now.Unix()); err != nil {
+		return Agent{}, "", fmt.Errorf("enroll: %w", err)
 	}
 	f.mu.Lock()
 	f.agents[a.ID] = a
+	f.byHash[hash] = a.ID
 	f.mu.Unlock()
-	return a.clone(), nil
+	return a.clone(), secret, nil
+}
+
+// Authenticate returns the agent whose credential secret is, without
+// touching the database (agents call often; thousands at once after a
+// release).
+func (f *Fleet) Authenticate(secret string) (id, tenant string, ok bool) {
+	hash := sha256.Sum256([]byte(secret))
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	id, ok = f.byHash[hash]
+	if !ok {
+		return "", "", false
+	}
+	return id, f.agents[id].Tenant, true
 }
 
 // Remove forgets an agent (its install history stays for the record).
@@ -214,6 +242,11 @@ func (f *Fleet) Remove(ctx context.Context, id string) error {
 	_, ok := f.agents[id]
 	delete(f.agents, id)
 	delete(f.dirty, id)
+	for h, x := range f.byHash {
+		if x == id {
+			delete(f.byHash, h)
+		}
+	}
 	f.mu.Unlock()
 	if !ok {
 		return ErrNotFound
@@ -239,7 +272,7 @@ func (f *Fleet) Heartbeat(id string, info Info, h Health) error {
 
 // Report records an install state of agent id.
 func (f *Fleet) Report(id string, in Install) error {
-	if in.Channel == "" || in.Version <= 0 {
+	if in.Channel == "" || in.Version == 0 {
 		return fmt.Errorf("%w: channel and version are required", ErrInvalid)
 	}
 	switch in.Status {
@@ -270,12 +303,22 @@ func (f *Fleet) apply(id string, in Install) {
 	switch in.Status {
 	case StatusActive:
 		k := relKey{in.Channel, in.Version}
-		if !slices.ContainsFunc(f.acts[k], func(x activation) bool { return x.agent == id }) {
+		if f.actSeen[k] == nil {
+			f.actSeen[k] = map[string]bool{}
+		}
+		if !f.actSeen[k][id] {
+			f.actSeen[k][id] = true
 			f.acts[k] = append(f.acts[k], activation{id, in.At})
 		}
 		if a != nil {
 			a.Active[in.Channel] = in
 		}
+	case StatusFailed:
+		k := relKey{in.Channel, in.Version}
+		if f.fails[k] == nil {
+			f.fails[k] = map[string]bool{}
+		}
+		f.fails[k][id] = true
 	case StatusRolledBack:
 		if a != nil && a.Active[in.Channel].Version == in.Version {
 			delete(a.Active, in.Channel)
@@ -321,10 +364,11 @@ func (a *Agent) clone() Agent {
 type Protection struct {
 	Tenant      string    `json:"tenant"`
 	Channel     string    `json:"channel"`
-	Version     int64     `json:"version"`
+	Version     uint64    `json:"version"`
 	PublishedAt time.Time `json:"published_at"`
 	Agents      int       `json:"agents"` // the tenant's enrolled agents
 	Active      int       `json:"active"` // of them, those that made the release active
+	Failed      int       `json:"failed"` // those that refused it (verification, load or self-test)
 	// Seconds from publication until half, 99 % and all of the agents had
 	// the release active; nil while not reached.
 	P50 *float64 `json:"p50_seconds"`
@@ -334,7 +378,7 @@ type Protection struct {
 
 // Protection computes the time to protect of release (channel, version),
 // published at published, for tenant ("" for every tenant).
-func (f *Fleet) Protection(tenant, channel string, version int64, published time.Time) Protection {
+func (f *Fleet) Protection(tenant, channel string, version uint64, published time.Time) Protection {
 	p := Protection{Tenant: tenant, Channel: channel, Version: version, PublishedAt: published.UTC()}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -353,6 +397,11 @@ func (f *Fleet) Protection(tenant, channel string, version int64, published time
 	}
 	slices.Sort(secs)
 	p.Active = len(secs)
+	for id := range f.fails[relKey{channel, version}] {
+		if a, ok := f.agents[id]; ok && (tenant == "" || a.Tenant == tenant) {
+			p.Failed++
+		}
+	}
 	at := func(q float64) *float64 {
 		need := int(math.Ceil(q * float64(p.Agents)))
 		if p.Agents == 0 || need > len(secs) {

@@ -31,16 +31,22 @@ func TestProtectionAndPersistence(t *testing.T) {
 	f, db := openFleet(t, path, func() time.Time { return clock })
 	var acme []Agent
 	for range 4 {
-		a, err := f.Enroll(ctx, "acme", Info{Hostname: "pc", OS: "linux"})
+		a, secret, err := f.Enroll(ctx, "acme", Info{Hostname: "pc", OS: "linux"})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if id, ten, ok := f.Authenticate(secret); !ok || id != a.ID || ten != "acme" {
+			t.Fatalf("authenticate: %v %v %v", id, ten, ok)
 		}
 		if a.Ring < 0 || a.Ring > 99 || a.Ring != ringOf(a.ID) {
 			t.Fatalf("ring %d", a.Ring)
 		}
 		acme = append(acme, a)
 	}
-	other, _ := f.Enroll(ctx, "other", Info{Hostname: "srv"})
+	other, otherSecret, _ := f.Enroll(ctx, "other", Info{Hostname: "srv"})
+	if _, _, ok := f.Authenticate(otherSecret + "x"); ok {
+		t.Fatal("a wrong credential authenticated")
+	}
 	// Three of acme's four agents protect themselves 0.2, 0.5 and 1.5 s
 	// after publication; the other tenant's agent after 0.1 s.
 	for i, d := range []time.Duration{200 * time.Millisecond, 500 * time.Millisecond, 1500 * time.Millisecond} {
@@ -96,12 +102,21 @@ func TestProtectionAndPersistence(t *testing.T) {
 	if len(f2.List("acme")) != 4 || len(f2.List("")) != 5 {
 		t.Error("list after reopen")
 	}
+	if id, _, ok := f2.Authenticate(otherSecret); !ok || id != other.ID {
+		t.Error("credential lost across reopen")
+	}
+	if err := f2.Remove(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := f2.Authenticate(otherSecret); ok {
+		t.Error("a removed agent still authenticates")
+	}
 }
 
 func TestReportErrors(t *testing.T) {
 	f, db := openFleet(t, filepath.Join(t.TempDir(), "s.db"), nil)
 	defer db.Close()
-	a, _ := f.Enroll(context.Background(), "acme", Info{})
+	a, _, _ := f.Enroll(context.Background(), "acme", Info{})
 	for _, tc := range []struct {
 		id   string
 		in   Install

@@ -242,6 +242,17 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	if det != nil {
 		apiSrv.Alerts, apiSrv.Detect, apiSrv.Intel = det.alerts, det.engine, det.intel
 	}
+	pats, err := openPatterns(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	if pats != nil {
+		defer pats.close()
+		apiSrv.Fleet, apiSrv.Releases, apiSrv.Updates = pats.fleet, pats.repo, pats.handler
+		if len(pats.knownClean) > 0 {
+			apiSrv.KnownClean = pats.isKnownClean
+		}
+	}
 	hln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return bindErr("HTTP API", cfg.HTTP.Addr, "http.addr", err)

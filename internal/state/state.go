@@ -32,8 +32,7 @@ const (
 	TokenAdmin  = "admin"  // every tenant, every endpoint
 	TokenIngest = "ingest" // one tenant, ingest only
 	TokenRead   = "read"   // one tenant, read endpoints
-	TokenEnroll = "enroll" // one tenant, enrolls endpoint agents
-	TokenAgent  = "agent"  // one enrolled agent (name: its id), agent endpoints only
+	TokenEnroll = "enroll" // one tenant, enrolls endpoint agents (whose own credentials live in the fleet)
 )
 
 // Mapping kinds.
@@ -279,14 +278,14 @@ func (d *DB) AddTokenSecret(ctx context.Context, secret, kind, tenant, name stri
 		if tenant != "" {
 			return Token{}, fmt.Errorf("%w: an admin token has no tenant", ErrInvalidToken)
 		}
-	case TokenIngest, TokenRead, TokenEnroll, TokenAgent:
+	case TokenIngest, TokenRead, TokenEnroll:
 		t, ok := d.Tenant(tenant)
 		if !ok {
 			return Token{}, fmt.Errorf("tenant %q: %w", tenant, ErrNotFound)
 		}
 		tenantID = t.ID
 	default:
-		return Token{}, fmt.Errorf("%w: unknown kind %q (admin, ingest, read, enroll, agent)", ErrInvalidToken, kind)
+		return Token{}, fmt.Errorf("%w: unknown kind %q (admin, ingest, read, enroll)", ErrInvalidToken, kind)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	res, err := d.db.ExecContext(ctx, `INSERT INTO tokens(hash, kind, tenant_id, name, created_at) VALUES (?,?,?,?,?)`, hashToken(secret), kind, tenantID, name, now.Unix())

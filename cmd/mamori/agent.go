@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mamori-soc/mamori/internal/agent"
+	"github.com/mamori-soc/mamori/internal/fleet"
+)
+
+func newAgentCmd() *cobra.Command {
+	var server, enroll, dir, level, format string
+	var channels []string
+	var heartbeat time.Duration
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the endpoint agent: signed pattern updates pushed by the server, guarded loading, self-test",
+		Long: `Run the endpoint agent. The first start enrolls with --enroll TOKEN (an enroll
+token: mamori tenant token TENANT --kind enroll) and keeps the agent's
+credential and the pattern repository's trusted root in --dir; later starts
+need neither --enroll nor --server.
+
+The agent follows the server's push stream; each new release is verified
+(TUF: signatures, versions, expiry, hashes), compiled and self-tested before
+it becomes active, and the last good set stays active when a release fails.`,
+		Example: "  mamori agent --server https://soc.example --enroll mmr_… --dir /var/lib/mamori-agent",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := newLogger(level, format)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			host, _ := os.Hostname()
+			info := fleet.Info{Hostname: host, OS: runtime.GOOS, Arch: runtime.GOARCH, Version: version()}
+			hc := &http.Client{Timeout: 5 * time.Minute}
+			id, err := agent.LoadIdentity(dir)
+			switch {
+			case errors.Is(err, agent.ErrIdentity):
+				if enroll == "" || server == "" {
+					return &exitError{code: exitUsage, err: fmt.Errorf("not enrolled yet: give --server and --enroll TOKEN")}
+				}
+				if id, err = agent.Enroll(ctx, hc, server, enroll, info); err != nil {
+					return &exitError{code: exitUnreachable, err: err}
+				}
+				if err := agent.SaveIdentity(dir, id); err != nil {
+					return err
+				}
+				log.Info("enrolled", "agent", id.AgentID, "tenant", id.Tenant, "server", id.Server)
+			case err != nil:
+				return err
+			case server != "" && strings.TrimRight(server, "/") != id.Server:
+				return &exitError{code: exitUsage, err: fmt.Errorf("%s is enrolled with %s, not %s", dir, id.Server, server)}
+			}
+			a, err := agent.New(id, agent.Options{Dir: dir, Channels: channels, HTTP: hc, Logger: log, Info: info, Heartbeat: heartbeat})
+			if err != nil {
+				return err
+			}
+			log.Info("agent running", "agent", id.AgentID, "channels", channels, "active", a.Installed())
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", os.Getenv("MAMORI_SERVER"), "server URL (first start)")
+	f.StringVar(&enroll, "enroll", os.Getenv("MAMORI_ENROLL_TOKEN"), "enroll token (first start)")
+	f.StringVar(&dir, "dir", "./mamori-agent", "state directory: credential, trusted root, last good pattern sets")
+	f.StringSliceVar(&channels, "channels", []string{"main", "bandage"}, "pattern channels to follow")
+	f.DurationVar(&heartbeat, "heartbeat", time.Minute, "heartbeat interval")
+	f.StringVar(&level, "log-level", "info", "debug, info, warn, error")
+	f.StringVar(&format, "log-format", "", "text or json (default: text on a terminal)")
+	return cmd
+}
+
+func version() string {
+	if v := buildVersion(); v != "" {
+		return v
+	}
+	return "(devel)"
+}

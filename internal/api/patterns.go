@@ -1,0 +1,167 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mamori-soc/mamori/internal/fleet"
+	"github.com/mamori-soc/mamori/internal/pattern"
+	"github.com/mamori-soc/mamori/internal/update"
+)
+
+// Channels are the pattern channels the API lists.
+var Channels = []string{"main", "bandage", "cleanup"}
+
+// PublishRequest is the body of POST /api/v1/patterns/{channel}: the
+// release's records in canonical one-line form (pattern.Record.String), or
+// an earlier version to roll back to.
+type PublishRequest struct {
+	Records    []string `json:"records,omitempty"`
+	RollbackTo uint64   `json:"rollback_to,omitempty"`
+}
+
+// PatternStatus is the body of GET /api/v1/patterns/{channel}/{version}.
+type PatternStatus struct {
+	Release update.Release `json:"release"`
+	// Protection per tenant the caller may read, and over all of them.
+	Tenants []fleet.Protection `json:"tenants"`
+	All     *fleet.Protection  `json:"all,omitempty"`
+}
+
+func (s *Server) releasesReady(w http.ResponseWriter) bool {
+	if s.Releases == nil {
+		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "pattern distribution is not running on this server")
+		return false
+	}
+	return true
+}
+
+func (s *Server) publishPatterns(w http.ResponseWriter, r *http.Request) {
+	if !s.releasesReady(w) {
+		return
+	}
+	if _, ok := requireAdmin(w, r); !ok {
+		return
+	}
+	channel := r.PathValue("channel")
+	if err := update.ValidChannel(channel); err != nil {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: err.Error(), Field: "channel"})
+		return
+	}
+	var req PublishRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	var recs update.Records
+	if req.RollbackTo == 0 {
+		var err error
+		if recs, err = s.checkRecords(channel, req.Records); err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, errKnownClean) {
+				status = http.StatusConflict
+			}
+			writeProblemAt(w, Problem{Status: status, Code: CodeBadRequest, Detail: err.Error(), Field: "records"})
+			return
+		}
+	} else if len(req.Records) > 0 {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "a rollback carries no records", Field: "records"})
+		return
+	}
+	rel, err := s.Releases.Publish(r.Context(), channel, recs, update.PublishOptions{RollbackTo: req.RollbackTo})
+	if err != nil {
+		writeProblem(w, http.StatusBadRequest, CodeBadRequest, err.Error())
+		return
+	}
+	s.Logger.Info("pattern release published", "channel", channel, "version", rel.Version, "records", rel.Records, "rollback_of", rel.RollbackOf)
+	writeJSON(w, http.StatusCreated, rel)
+}
+
+var errKnownClean = errors.New("refused: the hash of a known-clean file")
+
+// checkRecords parses and compiles a release's records as agents will: a
+// release that does not compile cleanly is refused, and so is a bandage
+// hash signature of a known-clean file (a bandage must never quarantine a
+// system file).
+func (s *Server) checkRecords(channel string, lines []string) (update.Records, error) {
+	if len(lines) == 0 {
+		return nil, errors.New("no records")
+	}
+	parsed := make([]pattern.Record, 0, len(lines))
+	out := make(update.Records, 0, len(lines))
+	for i, l := range lines {
+		rec, err := pattern.ParseRecord(l)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", i+1, err)
+		}
+		if channel == "bandage" && rec.Kind == pattern.KindHash && s.KnownClean != nil {
+			hash, _, _ := strings.Cut(rec.Data, ":")
+			if file, clean := s.KnownClean(hash); clean {
+				return nil, fmt.Errorf("record %d (%s): %w %s", i+1, rec.Name, errKnownClean, file)
+			}
+		}
+		parsed = append(parsed, rec)
+		out = append(out, []byte(rec.String()))
+	}
+	if _, warns, err := pattern.Compile(parsed); err != nil {
+		return nil, err
+	} else if len(warns) > 0 {
+		return nil, fmt.Errorf("%d records do not compile, first: %v", len(warns), warns[0])
+	}
+	return out, nil
+}
+
+func (s *Server) listPatterns(w http.ResponseWriter, r *http.Request) {
+	if !s.releasesReady(w) {
+		return
+	}
+	out := map[string][]update.Release{}
+	for _, c := range Channels {
+		out[c] = append([]update.Release{}, s.Releases.Releases(c)...)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channels": out})
+}
+
+func (s *Server) patternStatus(w http.ResponseWriter, r *http.Request) {
+	if !s.releasesReady(w) || !s.fleetReady(w) {
+		return
+	}
+	channel := r.PathValue("channel")
+	version, err := strconv.ParseUint(r.PathValue("version"), 10, 64)
+	if err != nil {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "version: not a number", Field: "version"})
+		return
+	}
+	var rel *update.Release
+	for _, x := range s.Releases.Releases(channel) {
+		if x.Version == version {
+			rel = &x
+			break
+		}
+	}
+	if rel == nil {
+		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such release")
+		return
+	}
+	tenants, ok := s.alertScope(w, r)
+	if !ok {
+		return
+	}
+	out := PatternStatus{Release: *rel, Tenants: []fleet.Protection{}}
+	if tenants == nil { // an admin who named no tenant: every tenant, and the total
+		for _, t := range s.State.Tenants() {
+			tenants = append(tenants, t.Name)
+		}
+		all := s.Fleet.Protection("", channel, version, rel.PublishedAt)
+		out.All = &all
+	}
+	for _, t := range tenants {
+		p := s.Fleet.Protection(t, channel, version, rel.PublishedAt)
+		if p.Agents > 0 {
+			out.Tenants = append(out.Tenants, p)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,343 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mamori-soc/mamori/internal/agent"
+	"github.com/mamori-soc/mamori/internal/fleet"
+)
+
+// FanoutOptions configures the fan-out benchmark.
+type FanoutOptions struct {
+	Agents int
+	Runs   int    // bandage releases measured; medians are reported
+	Bin    string // mamori binary to start (default: this executable)
+	// DeltaKB is the size of the main-channel delta measured after the
+	// bandages (0: skip the delta and rollback steps).
+	DeltaKB int
+	Out     io.Writer
+	// CPUProfile, when set, saves this process's CPU profile (the agents'
+	// side) of the measured releases there.
+	CPUProfile string
+}
+
+// Fanout starts a server and o.Agents simulated agents in this process.
+// Each is a real agent.Agent in verify-only mode: it follows the push
+// stream, verifies the signed metadata (timestamp, snapshot, targets or
+// bandage role) and the blob hash for real, applies the delta, and reports
+// the release active; it does not compile the set. The clock runs from
+// just before the publish request to each agent's activation.
+func Fanout(ctx context.Context, o FanoutOptions) error {
+	if o.Bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.Bin = exe
+	}
+	o.Agents, o.Runs = max(o.Agents, 1), max(o.Runs, 1)
+	// Two sockets per agent here (push stream, fetches) and two in the
+	// server: raise the descriptor limit for both (the server inherits it).
+	raiseNoFile(uint64(2*o.Agents + 1024))
+	s, err := startServe(o.Bin, nil, []string{"MAMORI_DETECT_ENABLED=false"})
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	base := "http://" + s.http
+	admin := func(method, path string, body, out any) error {
+		return apiJSON(ctx, base, s.token, method, path, body, out)
+	}
+	if err := admin("POST", "/api/v1/tenants", map[string]string{"name": "bench"}, nil); err != nil {
+		return err
+	}
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := admin("POST", "/api/v1/tenants/bench/tokens", map[string]string{"kind": "enroll"}, &tok); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(o.Out, "enrolling %d agents …\n", o.Agents)
+	tr := &http.Transport{MaxIdleConnsPerHost: 2*o.Agents + 16, DisableCompression: true}
+	hc := &http.Client{Transport: tr, Timeout: time.Minute}
+	ids := make([]agent.Identity, o.Agents)
+	if err := parallel(ctx, o.Agents, 16, func(i int) error {
+		id, err := agent.Enroll(ctx, hc, base, tok.Token, fleet.Info{Hostname: fmt.Sprintf("sim-%05d", i), OS: "sim"})
+		ids[i] = id
+		return err
+	}); err != nil {
+		return err
+	}
+
+	// Activation times per (channel, version), and first syncs.
+	type key struct {
+		ch string
+		v  uint64
+	}
+	var mu sync.Mutex
+	var t0 time.Time
+	acts := map[key][]time.Duration{}
+	var synced atomic.Int64
+	var syncErrs atomic.Int64
+	actx, stopAgents := context.WithCancel(ctx)
+	defer stopAgents()
+	var wg sync.WaitGroup
+	for i := range ids {
+		first := true
+		a, err := agent.New(ids[i], agent.Options{
+			VerifyOnly: true, Heartbeat: -1, Channels: []string{"bandage", "main"}, HTTP: hc,
+			Logger: slog.New(slog.DiscardHandler),
+			OnActive: func(ch string, v uint64) {
+				mu.Lock()
+				acts[key{ch, v}] = append(acts[key{ch, v}], time.Since(t0))
+				mu.Unlock()
+			},
+			OnSync: func(err error) {
+				if err != nil {
+					syncErrs.Add(1)
+				}
+				if first {
+					first = false
+					synced.Add(1)
+				}
+			},
+		})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = a.Run(actx) }()
+		if i%200 == 199 { // stay under the listen backlog
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for deadline := time.Now().Add(2 * time.Minute); synced.Load() < int64(o.Agents); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d agents connected", synced.Load(), o.Agents)
+		}
+	}
+	time.Sleep(time.Second)
+	idleRSS := rssMB(s.pid)
+	fmt.Fprintf(o.Out, "%d agents connected; server RSS %.0f MB\n", o.Agents, idleRSS)
+
+	publish := func(channel string, body any) (uint64, int64, error) {
+		var rel struct {
+			Version uint64 `json:"version"`
+			Deltas  []struct {
+				From   uint64 `json:"from"`
+				Length int64  `json:"length"`
+			} `json:"deltas"`
+			Full struct {
+				Length int64 `json:"length"`
+			} `json:"full"`
+		}
+		mu.Lock()
+		t0 = time.Now()
+		mu.Unlock()
+		if err := admin("POST", "/api/v1/patterns/"+channel, body, &rel); err != nil {
+			return 0, 0, err
+		}
+		size := rel.Full.Length
+		for _, d := range rel.Deltas {
+			if d.From == rel.Version-1 {
+				size = d.Length
+			}
+		}
+		return rel.Version, size, nil
+	}
+	wait := func(channel string, v uint64) []time.Duration {
+		for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			mu.Lock()
+			n := len(acts[key{channel, v}])
+			mu.Unlock()
+			if n >= o.Agents {
+				break
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(acts[key{channel, v}])
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var p50s, p99s, maxs []float64
+	var wire int64
+	for run := 1; run <= o.Runs; run++ {
+		v, size, err := publish("bandage", map[string]any{"records": []string{randomHashRecord("Bandage.Bench." + strconv.Itoa(run))}})
+		if err != nil {
+			return err
+		}
+		wire = size
+		st := summarize(wait("bandage", v), o.Agents)
+		fmt.Fprintf(o.Out, "run %d: bandage %d (blob %d B) %s\n", run, v, size, st)
+		p50s, p99s, maxs = append(p50s, st.p50), append(p99s, st.p99), append(maxs, st.max)
+		time.Sleep(time.Second)
+	}
+	fmt.Fprintf(o.Out, "fanout agents=%d p50=%.2fs p99=%.2fs max=%.2fs server_rss_mb=%.0f bandage_blob_bytes=%d sync_errors=%d\n",
+		o.Agents, median(p50s), median(p99s), median(maxs), idleRSS, wire, syncErrs.Load())
+
+	if o.DeltaKB > 0 {
+		recs := []string{randomHashRecord("Main.Bench.Base")}
+		v, _, err := publish("main", map[string]any{"records": recs})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(o.Out, "main %d (base) %s\n", v, summarize(wait("main", v), o.Agents))
+		// Random sha256 records do not compress: ~80 B each in the delta.
+		for i := 0; i < o.DeltaKB*1024/80; i++ {
+			recs = append(recs, randomHashRecord("Main.Bench."+strconv.Itoa(i)))
+		}
+		v2, size, err := publish("main", map[string]any{"records": recs})
+		if err != nil {
+			return err
+		}
+		st := summarize(wait("main", v2), o.Agents)
+		fmt.Fprintf(o.Out, "fanout-delta agents=%d delta_kb=%d p50=%.2fs p99=%.2fs max=%.2fs\n", o.Agents, size/1024, st.p50, st.p99, st.max)
+		time.Sleep(time.Second)
+		v3, _, err := publish("main", map[string]any{"rollback_to": v})
+		if err != nil {
+			return err
+		}
+		st = summarize(wait("main", v3), o.Agents)
+		fmt.Fprintf(o.Out, "fanout-rollback agents=%d p50=%.2fs p99=%.2fs max=%.2fs\n", o.Agents, st.p50, st.p99, st.max)
+	}
+	fmt.Fprintf(o.Out, "server peak RSS %.0f MB\n", PeakRSSMB(s.pid))
+	stopAgents()
+	wg.Wait()
+	return nil
+}
+
+type spread struct {
+	n              int
+	p50, p99, max  float64
+	reached, total int
+}
+
+func (s spread) String() string {
+	return fmt.Sprintf("active on %d/%d: p50=%.3fs p99=%.3fs max=%.3fs", s.reached, s.total, s.p50, s.p99, s.max)
+}
+
+// summarize takes the activation delays; agents that never activated
+// count as +Inf, so a missing 1 % shows in p99.
+func summarize(ds []time.Duration, total int) spread {
+	xs := make([]float64, 0, total)
+	for _, d := range ds {
+		xs = append(xs, d.Seconds())
+	}
+	reached := len(xs)
+	for len(xs) < total {
+		xs = append(xs, math.Inf(1))
+	}
+	slices.Sort(xs)
+	at := func(q float64) float64 { return xs[max(int(math.Ceil(q*float64(len(xs))))-1, 0)] }
+	return spread{n: total, p50: at(0.5), p99: at(0.99), max: xs[len(xs)-1], reached: reached, total: total}
+}
+
+func randomHashRecord(name string) string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return "hash " + name + " " + hex.EncodeToString(b[:]) + ":*"
+}
+
+// parallel runs fn(0..n-1) on workers goroutines; the first error wins.
+func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	errc := make(chan error, workers)
+	for range workers {
+		go func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					errc <- ctx.Err()
+					return
+				}
+				if err := fn(i); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	var first error
+	for range workers {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func apiJSON(ctx context.Context, base, token, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// rssMB is the current resident set of a process.
+func rssMB(pid int) float64 { return procStatusMB(pid, "VmRSS:") }
+
+// raiseNoFile lifts the open-file limit to at least n where allowed
+// (root may raise the hard limit too).
+func raiseNoFile(n uint64) {
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil || rl.Cur >= n {
+		return
+	}
+	want := rl
+	want.Cur = n
+	if want.Max < n {
+		want.Max = n
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		want.Cur, want.Max = rl.Max, rl.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
+	}
+}

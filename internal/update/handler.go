@@ -1,0 +1,148 @@
+package update
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Heartbeat is how often the event stream sends a comment line, so proxies
+// and agents can tell a quiet stream from a dead one.
+const Heartbeat = 15 * time.Second
+
+// Handler serves repo over HTTP, relative to wherever it is mounted (use
+// http.StripPrefix("/update/v1", Handler(repo))):
+//
+//	GET /metadata/timestamp.json   current timestamp, Cache-Control: no-cache
+//	GET /metadata/N.<role>.json    versioned metadata (root, snapshot, targets,
+//	                               bandage), Cache-Control: immutable
+//	GET /blobs/<sha256>            a blob, exact length, immutable; 404 unknown
+//	GET /events                    server-sent events: "event: timestamp",
+//	                               data = the signed timestamp JSON (one line),
+//	                               at connect and on every new timestamp;
+//	                               ": heartbeat" every 15 s
+//
+// It authenticates nobody: the caller puts agent authentication in front.
+func Handler(repo *Repo) http.Handler { return newHandler(repo, Heartbeat) }
+
+var blobNameRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+const immutable = "public, max-age=31536000, immutable"
+
+func newHandler(repo *Repo, heartbeat time.Duration) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metadata/{name}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		if name == "timestamp.json" {
+			b := repo.Timestamp()
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+			_, _ = w.Write(b)
+			return
+		}
+		if !versionedRE.MatchString(name) {
+			http.NotFound(w, r)
+			return
+		}
+		serveFile(w, r, repo.metaPath(name), "application/json")
+	})
+	mux.HandleFunc("GET /blobs/{sha}", func(w http.ResponseWriter, r *http.Request) {
+		sha := r.PathValue("sha")
+		if !blobNameRE.MatchString(sha) {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("ETag", `"`+sha+`"`)
+		serveFile(w, r, repo.blobPath(sha), "application/octet-stream")
+	})
+	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
+		serveEvents(w, r, repo, heartbeat)
+	})
+	return mux
+}
+
+// serveFile serves an immutable file (names are versions or hashes, so a
+// cache may keep it forever).
+func serveFile(w http.ResponseWriter, r *http.Request, path, ctype string) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			http.NotFound(w, r)
+			return
+		}
+		http.Error(w, "cannot read the file", http.StatusInternalServerError)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", immutable)
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat time.Duration) {
+	rc := http.NewResponseController(w)
+	// Subscribe before reading the current timestamp: a publish in between
+	// is then delivered, not lost.
+	ch, cancel := repo.Subscribe()
+	defer cancel()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(ts []byte) bool {
+		if !writeEvent(w, ts) {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send(repo.Timestamp()) {
+		return
+	}
+	tick := time.NewTicker(heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ts, ok := <-ch:
+			if !ok || !send(ts) {
+				return
+			}
+		case <-tick.C:
+			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// writeEvent writes one timestamp event. There is no event id: resuming is
+// moot because the current timestamp is sent at every connect, and the
+// signed timestamp carries its own version. Compact JSON has no newline,
+// which SSE data lines cannot contain; anything else is refused rather than
+// split.
+func writeEvent(w http.ResponseWriter, ts []byte) bool {
+	for _, c := range ts {
+		if c == '\n' || c == '\r' {
+			return false
+		}
+	}
+	buf := make([]byte, 0, len(ts)+64)
+	buf = append(buf, "event: timestamp\n"...)
+	buf = append(buf, "data: "...)
+	buf = append(buf, ts...)
+	buf = append(buf, "\n\n"...)
+	_, err := w.Write(buf)
+	return err == nil
+}
