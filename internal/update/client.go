@@ -1,6 +1,7 @@
 package update
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -87,6 +88,7 @@ type Client struct {
 	rootBytes []byte
 	root      *metadata.Metadata[metadata.RootType]
 	ts        *metadata.Metadata[metadata.TimestampType]
+	tsRaw     []byte // the bytes ts was verified from
 	snap      *metadata.Metadata[metadata.SnapshotType]
 	roles     map[string]*roleCache // targets role name -> verified content
 	channels  map[string]bool       // channels whose targets are retained
@@ -295,6 +297,7 @@ func (c *Client) updateRoot(ctx context.Context, now time.Time) error {
 		}
 		// Cached targets were verified against the old keys; re-verify.
 		clear(c.roles)
+		c.tsRaw = nil
 		c.root = trimRoot(nr)
 		c.rootBytes = slices.Clone(b)
 		c.log.Debug("update: new root", "version", nr.Signed.Version)
@@ -303,6 +306,18 @@ func (c *Client) updateRoot(ctx context.Context, now time.Time) error {
 }
 
 func (c *Client) loadTimestamp(now time.Time, b []byte) error {
+	// The very bytes verified last time, under the same root: an agent
+	// following several channels hands the same pushed timestamp to each
+	// update. Only its expiry can have changed.
+	if c.ts != nil && c.tsRaw != nil && bytes.Equal(b, c.tsRaw) {
+		if c.root.Signed.IsExpired(now) {
+			return fmt.Errorf("%w: root version %d expired at %s", ErrExpired, c.root.Signed.Version, c.root.Signed.Expires)
+		}
+		if c.ts.Signed.IsExpired(now) {
+			return fmt.Errorf("%w: timestamp version %d expired at %s", ErrExpired, c.ts.Signed.Version, c.ts.Signed.Expires)
+		}
+		return nil
+	}
 	if err := precheck(b, metadata.TIMESTAMP); err != nil {
 		return fmt.Errorf("timestamp: %w", err)
 	}
@@ -324,6 +339,7 @@ func (c *Client) loadTimestamp(now time.Time, b []byte) error {
 		return fmt.Errorf("%w: timestamp lists no snapshot", ErrVerify)
 	}
 	c.ts = trimTimestamp(ts)
+	c.tsRaw = slices.Clone(b)
 	return nil
 }
 
