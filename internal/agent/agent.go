@@ -276,11 +276,25 @@ func (a *Agent) follow(ctx context.Context) error {
 // it. A channel without any release yet is skipped.
 func (a *Agent) Sync(ctx context.Context, timestamp []byte) error {
 	var errs []error
+	desired, err := a.desired(ctx)
+	if err != nil {
+		// Without the rollout's word, hold: never take a release the rings
+		// may not have reached.
+		return fmt.Errorf("desired versions: %w", err)
+	}
 	for _, ch := range a.o.Channels {
 		a.mu.Lock()
 		have := a.installed[ch]
 		a.mu.Unlock()
-		inst, err := a.tuf.Update(ctx, timestamp, ch, have)
+		var inst *update.Installed
+		var err error
+		if want, gated := desired[ch]; !gated {
+			inst, err = a.tuf.Update(ctx, timestamp, ch, have)
+		} else if want == 0 || (have != nil && have.Version == want) {
+			continue
+		} else {
+			inst, err = a.tuf.UpdateTo(ctx, timestamp, ch, want, have)
+		}
 		if errors.Is(err, update.ErrNotFound) {
 			continue
 		}
@@ -513,6 +527,31 @@ func (a *Agent) loadSets() {
 			a.log.Error("kept pattern sets fail to load", "err", err)
 		}
 	}
+}
+
+// desired asks the server which versions the rollout rings allow this
+// agent, per gated channel.
+func (a *Agent) desired(ctx context.Context) (map[string]uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.id.Server+"/api/v1/agent/desired", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", a.auth)
+	resp, err := a.o.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s", resp.Status)
+	}
+	var out struct {
+		Channels map[string]uint64 `json:"channels"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
+		return nil, err
+	}
+	return out.Channels, nil
 }
 
 func (a *Agent) heartbeats(ctx context.Context) {

@@ -156,3 +156,19 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, a)
 }
+
+// DesiredResponse is the body of GET /api/v1/agent/desired.
+type DesiredResponse struct {
+	// Channels under a rollout: the version this agent may have active (0:
+	// none yet). Channels not listed follow the latest release.
+	Channels map[string]uint64 `json:"channels"`
+}
+
+func (s *Server) agentDesired(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	out := DesiredResponse{Channels: map[string]uint64{}}
+	if s.Rollouts != nil {
+		out.Channels = s.Rollouts.Desired(p.Name)
+	}
+	writeJSON(w, http.StatusOK, out)
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/pattern"
+	"github.com/mamori-soc/mamori/internal/rollout"
 	"github.com/mamori-soc/mamori/internal/update"
 )
 
@@ -29,6 +30,8 @@ type PatternStatus struct {
 	// Protection per tenant the caller may read, and over all of them.
 	Tenants []fleet.Protection `json:"tenants"`
 	All     *fleet.Protection  `json:"all,omitempty"`
+	// Rollout is the release's ring rollout (releases since the server started).
+	Rollout *rollout.Rollout `json:"rollout,omitempty"`
 }
 
 func (s *Server) releasesReady(w http.ResponseWriter) bool {
@@ -56,9 +59,10 @@ func (s *Server) publishPatterns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var recs update.Records
+	fastLane := req.RollbackTo > 0 // a rollback is an emergency: everyone at once
 	if req.RollbackTo == 0 {
 		var err error
-		if recs, err = s.checkRecords(channel, req.Records); err != nil {
+		if recs, fastLane, err = s.checkRecords(channel, req.Records); err != nil {
 			status := http.StatusBadRequest
 			if errors.Is(err, errKnownClean) {
 				status = http.StatusConflict
@@ -70,12 +74,21 @@ func (s *Server) publishPatterns(w http.ResponseWriter, r *http.Request) {
 		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "a rollback carries no records", Field: "records"})
 		return
 	}
-	rel, err := s.Releases.Publish(r.Context(), channel, recs, update.PublishOptions{RollbackTo: req.RollbackTo})
+	opts := update.PublishOptions{RollbackTo: req.RollbackTo}
+	var rel update.Release
+	var ro rollout.Rollout
+	var err error
+	if s.Rollouts != nil {
+		rel, ro, err = s.Rollouts.Publish(r.Context(), channel, recs, opts, fastLane)
+	} else {
+		rel, err = s.Releases.Publish(r.Context(), channel, recs, opts)
+	}
 	if err != nil {
 		writeProblem(w, http.StatusBadRequest, CodeBadRequest, err.Error())
 		return
 	}
-	s.Logger.Info("pattern release published", "channel", channel, "version", rel.Version, "records", rel.Records, "rollback_of", rel.RollbackOf)
+	s.Logger.Info("pattern release published", "channel", channel, "version", rel.Version, "records", rel.Records,
+		"rollback_of", rel.RollbackOf, "rollout_percent", ro.Percent, "fast_lane", ro.FastLane)
 	writeJSON(w, http.StatusCreated, rel)
 }
 
@@ -84,33 +97,36 @@ var errKnownClean = errors.New("refused: the hash of a known-clean file")
 // checkRecords parses and compiles a release's records as agents will: a
 // release that does not compile cleanly is refused, and so is a bandage
 // hash signature of a known-clean file (a bandage must never quarantine a
-// system file).
-func (s *Server) checkRecords(channel string, lines []string) (update.Records, error) {
+// system file). fastLane: a bandage of exact hashes only, which may skip
+// the rollout rings.
+func (s *Server) checkRecords(channel string, lines []string) (recs update.Records, fastLane bool, err error) {
 	if len(lines) == 0 {
-		return nil, errors.New("no records")
+		return nil, false, errors.New("no records")
 	}
+	fastLane = channel == "bandage"
 	parsed := make([]pattern.Record, 0, len(lines))
 	out := make(update.Records, 0, len(lines))
 	for i, l := range lines {
 		rec, err := pattern.ParseRecord(l)
 		if err != nil {
-			return nil, fmt.Errorf("record %d: %w", i+1, err)
+			return nil, false, fmt.Errorf("record %d: %w", i+1, err)
 		}
+		fastLane = fastLane && rec.Kind == pattern.KindHash
 		if channel == "bandage" && rec.Kind == pattern.KindHash && s.KnownClean != nil {
 			hash, _, _ := strings.Cut(rec.Data, ":")
 			if file, clean := s.KnownClean(hash); clean {
-				return nil, fmt.Errorf("record %d (%s): %w %s", i+1, rec.Name, errKnownClean, file)
+				return nil, false, fmt.Errorf("record %d (%s): %w %s", i+1, rec.Name, errKnownClean, file)
 			}
 		}
 		parsed = append(parsed, rec)
 		out = append(out, []byte(rec.String()))
 	}
 	if _, warns, err := pattern.Compile(parsed); err != nil {
-		return nil, err
+		return nil, false, err
 	} else if len(warns) > 0 {
-		return nil, fmt.Errorf("%d records do not compile, first: %v", len(warns), warns[0])
+		return nil, false, fmt.Errorf("%d records do not compile, first: %v", len(warns), warns[0])
 	}
-	return out, nil
+	return out, fastLane, nil
 }
 
 func (s *Server) listPatterns(w http.ResponseWriter, r *http.Request) {
@@ -150,6 +166,11 @@ func (s *Server) patternStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := PatternStatus{Release: *rel, Tenants: []fleet.Protection{}}
+	if s.Rollouts != nil {
+		if ro, ok := s.Rollouts.Get(channel, version); ok {
+			out.Rollout = &ro
+		}
+	}
 	if tenants == nil { // an admin who named no tenant: every tenant, and the total
 		for _, t := range s.State.Tenants() {
 			tenants = append(tenants, t.Name)

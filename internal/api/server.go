@@ -13,6 +13,7 @@ import (
 
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/ingest"
+	"github.com/mamori-soc/mamori/internal/rollout"
 	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/store"
 	"github.com/mamori-soc/mamori/internal/update"
@@ -63,6 +64,8 @@ type Server struct {
 	// distributed.
 	Releases *update.Repo
 	Updates  http.Handler
+	// Rollouts gates releases in rings; nil: every agent follows the latest.
+	Rollouts *rollout.Controller
 	// KnownClean reports whether a hash (hex) is that of a known-clean
 	// file, and which; nil: no known-clean set.
 	KnownClean func(hash string) (file string, ok bool)
@@ -126,6 +129,7 @@ var Routes = []Route{
 	{"GET", "/api/v1/agents", "List enrolled agents (tenant).", false, func(s *Server) http.HandlerFunc { return s.listAgents }},
 	{"GET", "/api/v1/agents/{id}", "One agent: platform, ring, health, active pattern releases.", false, func(s *Server) http.HandlerFunc { return s.getAgent }},
 	{"POST", "/api/v1/agent/heartbeat", "An agent's heartbeat: its version and health (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentHeartbeat }},
+	{"GET", "/api/v1/agent/desired", "The release versions the agent may have active per channel under a rollout (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentDesired }},
 	{"POST", "/api/v1/agent/report", "An agent reports a release active, failed or rolled back (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentReport }},
 	{"GET", "/api/v1/patterns", "Pattern releases per channel.", false, func(s *Server) http.HandlerFunc { return s.listPatterns }},
 	{"POST", "/api/v1/patterns/{channel}", "Publish a signed pattern release (records) or roll back to an earlier version (admin).", false, func(s *Server) http.HandlerFunc { return s.publishPatterns }},

@@ -122,6 +122,10 @@ type PatternsConfig struct {
 	// KnownClean are directories of known-clean files (e.g. /usr/bin): a
 	// bandage release whose hash signature matches one of them is refused.
 	KnownClean []string `yaml:"known_clean"`
+	// Rings are the rollout stages in percent of the agents, e.g.
+	// "1,10,50,100"; a release advances after Soak without a refusal.
+	Rings string   `yaml:"rings"`
+	Soak  Duration `yaml:"soak"`
 }
 
 // DetectConfig configures the detection engine.
@@ -232,7 +236,7 @@ func Default() Config {
 		Events: EventsConfig{SyncInterval: Duration(2 * time.Second)},
 		Detect: DetectConfig{Enabled: true, Builtin: true, Workers: 2, DedupWindow: Duration(time.Hour),
 			RetroHunt: Duration(30 * 24 * time.Hour), Anomaly: true},
-		Patterns: PatternsConfig{Enabled: true},
+		Patterns: PatternsConfig{Enabled: true, Rings: "1,10,50,100", Soak: Duration(10 * time.Minute)},
 		Tenants:  TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
 		Ingest:   IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:      LogConfig{Level: "info"},

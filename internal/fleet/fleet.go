@@ -337,6 +337,13 @@ func (f *Fleet) Get(id string) (Agent, bool) {
 	return a.clone(), true
 }
 
+// Count is the number of enrolled agents.
+func (f *Fleet) Count() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.agents)
+}
+
 // List returns the agents of tenant ("" for all), by id.
 func (f *Fleet) List(tenant string) []Agent {
 	f.mu.RLock()

@@ -14,10 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/config"
 	"github.com/mamori-soc/mamori/internal/fleet"
+	"github.com/mamori-soc/mamori/internal/rollout"
 	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/update"
 )
@@ -27,6 +30,7 @@ import (
 type patterns struct {
 	fleet      *fleet.Fleet
 	repo       *update.Repo
+	rollouts   *rollout.Controller
 	handler    http.Handler
 	knownClean map[string]string // md5/sha1/sha256 hex → file
 	cancel     context.CancelFunc
@@ -76,7 +80,12 @@ func openPatterns(ctx context.Context, cfg config.Config, st *state.DB, log *slo
 		log.Warn("pattern repository created: move the offline root keys off this server; they are needed only to change the root",
 			"root_keys", filepath.Join(keys, "root"))
 	}
-	p := &patterns{fleet: fl, repo: repo, handler: update.Handler(repo), done: make(chan struct{})}
+	stages, err := parseRings(cfg.Patterns.Rings)
+	if err != nil {
+		return nil, err
+	}
+	p := &patterns{fleet: fl, repo: repo, handler: update.Handler(repo), done: make(chan struct{}),
+		rollouts: rollout.New(fl, repo, rollout.Options{Stages: stages, Soak: cfg.Patterns.Soak.D(), Logger: log})}
 	if p.knownClean, err = hashKnownClean(cfg.Patterns.KnownClean); err != nil {
 		return nil, err
 	}
@@ -93,6 +102,7 @@ func openPatterns(ctx context.Context, cfg config.Config, st *state.DB, log *slo
 // is published.
 func (p *patterns) run(ctx context.Context, log *slog.Logger) {
 	defer close(p.done)
+	go p.rollouts.Run(ctx, time.Second)
 	flush, refresh := time.NewTicker(time.Second), time.NewTicker(time.Hour)
 	defer flush.Stop()
 	defer refresh.Stop()
@@ -118,6 +128,22 @@ func (p *patterns) run(ctx context.Context, log *slog.Logger) {
 func (p *patterns) close() {
 	p.cancel()
 	<-p.done
+}
+
+// parseRings reads "1,10,50,100": ascending percentages ending at 100.
+func parseRings(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 100 || (len(out) > 0 && n <= out[len(out)-1]) {
+			return nil, fmt.Errorf("%w: patterns.rings %q: ascending percentages 1-100 ending at 100", config.ErrInvalid, s)
+		}
+		out = append(out, n)
+	}
+	if len(out) == 0 || out[len(out)-1] != 100 {
+		return nil, fmt.Errorf("%w: patterns.rings %q must end at 100", config.ErrInvalid, s)
+	}
+	return out, nil
 }
 
 // isKnownClean is the API's bandage guard.

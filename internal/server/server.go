@@ -248,7 +248,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	}
 	if pats != nil {
 		defer pats.close()
-		apiSrv.Fleet, apiSrv.Releases, apiSrv.Updates = pats.fleet, pats.repo, pats.handler
+		apiSrv.Fleet, apiSrv.Releases, apiSrv.Updates, apiSrv.Rollouts = pats.fleet, pats.repo, pats.handler, pats.rollouts
 		if len(pats.knownClean) > 0 {
 			apiSrv.KnownClean = pats.isKnownClean
 		}

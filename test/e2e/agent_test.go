@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
@@ -156,5 +157,108 @@ func TestAgentPatternDelivery(t *testing.T) {
 	out, _ := run("pattern", "status", "3", "--channel", "bandage")
 	if !strings.Contains(out, "acme") {
 		t.Errorf("pattern status: %s", out)
+	}
+}
+
+type rolloutJSON struct {
+	Percent      int    `json:"percent"`
+	State        string `json:"state"`
+	RolledBackTo uint64 `json:"rolled_back_to"`
+}
+
+// TestRolloutRingsAndPoisonHalt: three real agents. A main release goes
+// out in rings (1 % → 10 % → 50 % → 100 %, 1 s soak here): at first only
+// the canary has it. A poison release (its self-test fails on /bin/sh) is
+// refused by the canary, the rollout halts and rolls back automatically —
+// a new release with the last good content, to everyone at once — and the
+// other agents never load the poison.
+func TestRolloutRingsAndPoisonHalt(t *testing.T) {
+	sh, err := os.ReadFile("/bin/sh")
+	if err != nil {
+		t.Skip("no /bin/sh to poison a release with")
+	}
+	t.Setenv("MAMORI_PATTERNS_SOAK", "1s")
+	s := startServer(t, "")
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(mamoriBin, args...)
+		cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+s.addr.HTTP, "MAMORI_TOKEN="+s.token)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v: %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	run("tenant", "add", "acme")
+	enroll := run("tenant", "token", "acme", "--kind", "enroll")
+	for i := range 3 {
+		cmd := exec.Command(mamoriBin, "agent", "--dir", t.TempDir(), "--server", "http://"+s.addr.HTTP, "--enroll", enroll, "--heartbeat", "1s")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+		_ = i
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var list struct {
+			Agents []json.RawMessage `json:"agents"`
+		}
+		if code, err := s.api("GET", "/api/v1/agents", s.token, nil, &list); err == nil && code == 200 && len(list.Agents) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("agents did not enroll")
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // connected to the push stream
+
+	sigs := t.TempDir()
+	good := writeSigs(t, sigs, "good.hsb", "3395856ce81f2b7382dee72602f798b642f14140:68:Main.Good\n")
+	run("pattern", "publish", "--channel", "main", good)
+	status := func(v int) (protection, rolloutJSON) {
+		var st struct {
+			Tenants []protection `json:"tenants"`
+			Rollout *rolloutJSON `json:"rollout"`
+		}
+		_, _ = s.api("GET", fmt.Sprintf("/api/v1/patterns/main/%d?tenant=acme", v), s.token, nil, &st)
+		var p protection
+		if len(st.Tenants) == 1 {
+			p = st.Tenants[0]
+		}
+		var ro rolloutJSON
+		if st.Rollout != nil {
+			ro = *st.Rollout
+		}
+		return p, ro
+	}
+	// The 1 % and 10 % stages both hold one agent of three: for about two
+	// soaks only the canary may have the release.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		p, ro := status(1)
+		if ro.Percent > 10 {
+			t.Fatalf("the rollout passed 10 %% before the canary was seen alone: %+v %+v", p, ro)
+		}
+		if p.Active > 1 {
+			t.Fatalf("release active beyond the canary ring: %+v %+v", p, ro)
+		}
+		if p.Active == 1 && ro.State == "rolling" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("canary never active: %+v %+v", p, ro)
+		}
+	}
+	s.waitStatus(t, "main", 1, func(p protection) bool { return p.Active == 3 })
+	if _, ro := status(1); ro.State != "done" {
+		t.Errorf("rollout after all rings: %+v", ro)
+	}
+
+	sum := md5.Sum(sh)
+	poison := writeSigs(t, sigs, "poison.hdb", hex.EncodeToString(sum[:])+":*:Poison.SystemFile\n")
+	run("pattern", "publish", "--channel", "main", poison)
+	s.waitStatus(t, "main", 3, func(p protection) bool { return p.Active == 3 })
+	p, ro := status(2)
+	if p.Failed != 1 || p.Active != 0 || ro.State != "halted" || ro.RolledBackTo != 3 {
+		t.Errorf("poison release: %+v %+v", p, ro)
 	}
 }

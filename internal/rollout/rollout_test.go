@@ -1,0 +1,130 @@
+package rollout
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mamori-soc/mamori/internal/fleet"
+	"github.com/mamori-soc/mamori/internal/state"
+	"github.com/mamori-soc/mamori/internal/update"
+)
+
+// fakeRepo numbers releases and counts nudges; Desired calls made from
+// its Publish (as agents do when the push arrives) must see the gate.
+type fakeRepo struct {
+	versions map[string]uint64
+	nudges   int
+	during   func()
+}
+
+func (f *fakeRepo) Publish(_ context.Context, ch string, _ update.Records, o update.PublishOptions) (update.Release, error) {
+	f.versions[ch]++
+	if f.during != nil {
+		f.during()
+	}
+	return update.Release{Channel: ch, Version: f.versions[ch], RollbackOf: o.RollbackTo}, nil
+}
+
+func (f *fakeRepo) RefreshTimestamp(context.Context) error { f.nudges++; return nil }
+
+func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
+	ctx := context.Background()
+	db, err := state.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fl, err := fleet.Open(ctx, db.SQL(), fleet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 20 {
+		a, _, err := fl.Enroll(ctx, "acme", fleet.Info{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, a.ID)
+	}
+	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	repo := &fakeRepo{versions: map[string]uint64{}}
+	c := New(fl, repo, Options{Stages: []int{5, 50, 100}, Soak: time.Minute, Now: func() time.Time { return now }})
+	allowed := func(ch string, v uint64) (n int) {
+		for _, id := range ids {
+			if want, gated := c.Desired(id)[ch]; !gated || want == v {
+				n++
+			}
+		}
+		return n
+	}
+	report := func(ch string, v uint64, status string, n int) {
+		k := 0
+		for _, id := range ids {
+			if want, gated := c.Desired(id)[ch]; (!gated || want == v) && k < n {
+				_ = fl.Report(id, fleet.Install{Channel: ch, Version: v, Status: status, At: now})
+				k++
+			}
+		}
+	}
+
+	// Agents that ask while the release is being published (its timestamp
+	// is already pushed) wait for its rollout: they see the gate.
+	asked := make(chan int, 1)
+	repo.during = func() { go func() { asked <- allowed("main", 1) }() }
+	_, ro, err := c.Publish(ctx, "main", nil, update.PublishOptions{}, false)
+	repo.during = nil
+	if got := <-asked; got != 1 {
+		t.Errorf("an agent asking during the publish: %d allowed, want the canary only", got)
+	}
+	if err != nil || ro.Percent != 5 || ro.State != StateRolling {
+		t.Fatalf("start: %+v %v", ro, err)
+	}
+	if got := allowed("main", 1); got != 1 { // ceil(5 % of 20)
+		t.Fatalf("canary ring holds %d agents, want 1", got)
+	}
+	c.Tick(ctx)
+	if r, _ := c.Get("main", 1); r.Percent != 5 {
+		t.Fatal("advanced before the soak")
+	}
+	now = now.Add(2 * time.Minute)
+	c.Tick(ctx)
+	if r, _ := c.Get("main", 1); r.Percent != 5 {
+		t.Fatal("advanced while the canary had not reported")
+	}
+	report("main", 1, fleet.StatusActive, 1)
+	c.Tick(ctx)
+	if r, _ := c.Get("main", 1); r.Percent != 50 || allowed("main", 1) != 10 || repo.nudges != 1 {
+		t.Fatalf("stage 2: %+v allowed %d nudges %d", r, allowed("main", 1), repo.nudges)
+	}
+	report("main", 1, fleet.StatusActive, 10)
+	now = now.Add(2 * time.Minute)
+	c.Tick(ctx)
+	if r, _ := c.Get("main", 1); r.State != StateDone || allowed("main", 1) != 20 {
+		t.Fatalf("done: %+v", r)
+	}
+
+	// Version 2 is refused by its canary: halt, roll back to 1's content
+	// as version 3, which goes to everyone at once.
+	_, _, _ = c.Publish(ctx, "main", nil, update.PublishOptions{}, false)
+	if d := c.Desired(ids[0])["main"]; d != 1 && d != 2 {
+		t.Fatalf("desired %d", d)
+	}
+	report("main", 2, fleet.StatusFailed, 1)
+	c.Tick(ctx)
+	r2, _ := c.Get("main", 2)
+	r3, _ := c.Get("main", 3)
+	if r2.State != StateHalted || r2.RolledBackTo != 3 || r3.State != StateDone || !r3.FastLane || repo.versions["main"] != 3 {
+		t.Fatalf("halt: %+v / %+v", r2, r3)
+	}
+	if allowed("main", 3) != 20 {
+		t.Error("rollback not to everyone")
+	}
+
+	// Exact-hash bandage: fast lane.
+	_, rb, _ := c.Publish(ctx, "bandage", nil, update.PublishOptions{}, true)
+	if rb.State != StateDone || allowed("bandage", 1) != 20 {
+		t.Errorf("fast lane: %+v", rb)
+	}
+}
