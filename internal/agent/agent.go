@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/fleet"
@@ -136,6 +138,9 @@ type Agent struct {
 	tuf  *update.Client
 	auth string
 
+	syncMu  sync.Mutex  // one sync at a time: push, retry
+	pending atomic.Bool // the last sync failed: retry without waiting for a push
+
 	mu        sync.Mutex
 	installed map[string]*update.Installed
 	refused   map[string]uint64 // channel → a version that failed to load: not retried
@@ -202,6 +207,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.o.Heartbeat > 0 {
 		go a.heartbeats(ctx)
 	}
+	go a.retries(ctx)
 	backoff := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -254,19 +260,44 @@ func (a *Agent) follow(ctx context.Context) error {
 		switch {
 		case len(line) == 0: // end of an event
 			if event == "timestamp" && len(data) > 0 {
-				err := a.Sync(ctx, data)
-				if err != nil {
-					a.log.Warn("pattern sync", "err", err)
-				}
-				if a.o.OnSync != nil {
-					a.o.OnSync(err)
-				}
+				a.syncAndNote(ctx, data)
 			}
 			event, data = "", data[:0]
 		case bytes.HasPrefix(line, []byte("event:")):
 			event = string(bytes.TrimSpace(line[len("event:"):]))
 		case bytes.HasPrefix(line, []byte("data:")):
 			data = append(data, bytes.TrimPrefix(line[len("data:"):], []byte(" "))...)
+		}
+	}
+}
+
+// syncAndNote runs one sync (serialised) and remembers a failure for
+// retries: a server too busy to answer right after a release must not
+// leave the agent unprotected until the next push.
+func (a *Agent) syncAndNote(ctx context.Context, timestamp []byte) {
+	a.syncMu.Lock()
+	err := a.Sync(ctx, timestamp)
+	a.syncMu.Unlock()
+	a.pending.Store(err != nil)
+	if err != nil {
+		a.log.Warn("pattern sync", "err", err)
+	}
+	if a.o.OnSync != nil {
+		a.o.OnSync(err)
+	}
+}
+
+// retries re-runs a failed sync every 2–4 s (jittered, so a fleet does not
+// come back in step), fetching the timestamp itself.
+func (a *Agent) retries(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2*time.Second + rand.N(2*time.Second)):
+		}
+		if a.pending.Load() {
+			a.syncAndNote(ctx, nil)
 		}
 	}
 }

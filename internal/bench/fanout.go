@@ -57,7 +57,8 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 	// Two sockets per agent here (push stream, fetches) and two in the
 	// server: raise the descriptor limit for both (the server inherits it).
 	raiseNoFile(uint64(2*o.Agents + 1024))
-	s, err := startServe(o.Bin, nil, []string{"MAMORI_DETECT_ENABLED=false"})
+	// One ring: this measures delivery, not the rollout's soak time.
+	s, err := startServe(o.Bin, nil, []string{"MAMORI_DETECT_ENABLED=false", "MAMORI_PATTERNS_RINGS=100"})
 	if err != nil {
 		return err
 	}
@@ -98,6 +99,8 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 	acts := map[key][]time.Duration{}
 	var synced atomic.Int64
 	var syncErrs atomic.Int64
+	var errMu sync.Mutex
+	errKinds := map[string]int{}
 	actx, stopAgents := context.WithCancel(ctx)
 	defer stopAgents()
 	var wg sync.WaitGroup
@@ -114,6 +117,13 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 			OnSync: func(err error) {
 				if err != nil {
 					syncErrs.Add(1)
+					msg := err.Error()
+					if len(msg) > 90 {
+						msg = msg[:90]
+					}
+					errMu.Lock()
+					errKinds[msg]++
+					errMu.Unlock()
 				}
 				if first {
 					first = false
@@ -210,8 +220,8 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 			return err
 		}
 		fmt.Fprintf(o.Out, "main %d (base) %s\n", v, summarize(wait("main", v), o.Agents))
-		// Random sha256 records do not compress: ~80 B each in the delta.
-		for i := 0; i < o.DeltaKB*1024/80; i++ {
+		// Random sha256 records compress to ~40 B each in the delta.
+		for i := 0; i < o.DeltaKB*1024/40; i++ {
 			recs = append(recs, randomHashRecord("Main.Bench."+strconv.Itoa(i)))
 		}
 		v2, size, err := publish("main", map[string]any{"records": recs})
@@ -229,6 +239,9 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 		fmt.Fprintf(o.Out, "fanout-rollback agents=%d p50=%.2fs p99=%.2fs max=%.2fs\n", o.Agents, st.p50, st.p99, st.max)
 	}
 	fmt.Fprintf(o.Out, "server peak RSS %.0f MB\n", PeakRSSMB(s.pid))
+	for k, n := range errKinds {
+		fmt.Fprintf(o.Out, "sync error ×%d: %s\n", n, k)
+	}
 	stopAgents()
 	wg.Wait()
 	return nil
