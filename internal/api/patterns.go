@@ -55,7 +55,7 @@ func (s *Server) publishPatterns(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req PublishRequest
-	if !decodeBody(w, r, &req) {
+	if !decodeBodyLimit(w, r, &req, max(s.MaxBody, 1<<20)) { // a main release can be tens of MB
 		return
 	}
 	var recs update.Records

@@ -54,9 +54,11 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 		o.Bin = exe
 	}
 	o.Agents, o.Runs = max(o.Agents, 1), max(o.Runs, 1)
-	// Two sockets per agent here (push stream, fetches) and two in the
-	// server: raise the descriptor limit for both (the server inherits it).
-	raiseNoFile(uint64(2*o.Agents + 1024))
+	// Two sockets per agent here (push stream, fetches), two in the server,
+	// plus files and connections churned under load: raise the descriptor
+	// limit for both (the server inherits it). 2 per agent was too few: at
+	// 10,000 agents the server ran out (HTTP 500s, failed dials).
+	raiseNoFile(uint64(4*o.Agents + 4096))
 	// One ring: this measures delivery, not the rollout's soak time.
 	s, err := startServe(o.Bin, nil, []string{"MAMORI_DETECT_ENABLED=false", "MAMORI_PATTERNS_RINGS=100"})
 	if err != nil {
