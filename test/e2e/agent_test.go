@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"crypto/md5"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
