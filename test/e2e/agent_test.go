@@ -191,13 +191,12 @@ func TestRolloutRingsAndPoisonHalt(t *testing.T) {
 	}
 	run("tenant", "add", "acme")
 	enroll := run("tenant", "token", "acme", "--kind", "enroll")
-	for i := range 3 {
+	for range 3 {
 		cmd := exec.Command(mamoriBin, "agent", "--dir", t.TempDir(), "--server", "http://"+s.addr.HTTP, "--enroll", enroll, "--heartbeat", "1s")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-		_ = i
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		var list struct {
