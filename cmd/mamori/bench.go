@@ -54,6 +54,24 @@ func newBenchCmd() *cobra.Command {
 	fan.Flags().StringVar(&fo.Bin, "bin", "", "mamori binary to start as the server (default: this one)")
 	fan.Flags().StringVar(&fo.CPUProfile, "cpuprofile", "", "save the agents' CPU profile of the measured releases here")
 	cmd.AddCommand(fan)
+	var sco bench.ScanOptions
+	scb := &cobra.Command{
+		Use:   "scan",
+		Short: "Scanner throughput (MB/s) against clamscan and yara on the same files and an equivalent signature set",
+		Example: `  mamori bench scan --mb 200 --hash 100000 --body 10000
+  mamori bench scan --dir /usr/bin`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sco.Out = os.Stdout
+			return bench.Scan(cmd.Context(), sco)
+		},
+	}
+	scb.Flags().StringVar(&sco.Dir, "dir", "", "files to scan (default: generated)")
+	scb.Flags().IntVar(&sco.MB, "mb", 200, "megabytes of files to generate")
+	scb.Flags().IntVar(&sco.Hash, "hash", 100000, "hash signatures")
+	scb.Flags().IntVar(&sco.Body, "body", 10000, "body signatures")
+	scb.Flags().IntVar(&sco.Runs, "runs", 3, "runs per tool (best reported)")
+	cmd.AddCommand(scb)
 	var so bench.SearchOptions
 	srch := &cobra.Command{
 		Use:     "search",

@@ -107,7 +107,9 @@ func runRetro(t *testing.T, s *logstorage.Storage, q *logstorage.Query) []string
 			return
 		}
 		mu.Lock()
-		ids = append(ids, c.Values...)
+		for _, v := range c.Values { // the block's memory is reused after the callback
+			ids = append(ids, strings.Clone(v))
+		}
 		mu.Unlock()
 	}
 	qctx := logstorage.NewQueryContext(context.Background(), &logstorage.QueryStats{}, []logstorage.TenantID{{}}, q, false, nil)

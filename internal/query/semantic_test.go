@@ -76,7 +76,9 @@ func runIDs(t *testing.T, s *logstorage.Storage, logsql string) []string {
 			return
 		}
 		mu.Lock()
-		ids = append(ids, c.Values...)
+		for _, v := range c.Values { // the block's memory is reused after the callback
+			ids = append(ids, strings.Clone(v))
+		}
 		mu.Unlock()
 	}
 	qctx := logstorage.NewQueryContext(context.Background(), &logstorage.QueryStats{},
