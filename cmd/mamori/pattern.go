@@ -62,12 +62,7 @@ known-clean file. Connected agents are told at once and fetch the delta.`,
 				for _, r := range pattern.SortRecords(recs) {
 					req.Records = append(req.Records, r.String())
 				}
-				var rel update.Release
-				if err := newClient(c).JSON(context.Background(), "POST", "/api/v1/patterns/"+url.PathEscape(channel), req, &rel); err != nil {
-					return err
-				}
-				printRelease(rel)
-				return nil
+				return postRelease(c, channel, req)
 			},
 		}
 		addConnFlags(pub, &c)
@@ -86,12 +81,7 @@ known-clean file. Connected agents are told at once and fetch the delta.`,
 				if err != nil {
 					return &exitError{code: exitUsage, err: fmt.Errorf("version: %w", err)}
 				}
-				var rel update.Release
-				if err := newClient(c).JSON(context.Background(), "POST", "/api/v1/patterns/"+url.PathEscape(channel), api.PublishRequest{RollbackTo: v}, &rel); err != nil {
-					return err
-				}
-				printRelease(rel)
-				return nil
+				return postRelease(c, channel, api.PublishRequest{RollbackTo: v})
 			},
 		}
 		addConnFlags(rb, &c)
@@ -181,6 +171,16 @@ known-clean file. Connected agents are told at once and fetch the delta.`,
 		cmd.AddCommand(st)
 	}
 	return cmd
+}
+
+// postRelease publishes (or rolls back) and prints the new release.
+func postRelease(c conn, channel string, req api.PublishRequest) error {
+	var r update.Release
+	if err := newClient(c).JSON(context.Background(), "POST", "/api/v1/patterns/"+url.PathEscape(channel), req, &r); err != nil {
+		return err
+	}
+	printRelease(r)
+	return nil
 }
 
 func printRelease(r update.Release) {

@@ -1,11 +1,9 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,13 +13,13 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/agent"
+	"github.com/mamori-soc/mamori/internal/client"
 	"github.com/mamori-soc/mamori/internal/fleet"
 )
 
@@ -66,9 +64,8 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 	}
 	defer s.stop()
 	base := "http://" + s.http
-	admin := func(method, path string, body, out any) error {
-		return apiJSON(ctx, base, s.token, method, path, body, out)
-	}
+	api := client.New(base, s.token)
+	admin := func(method, path string, body, out any) error { return api.JSON(ctx, method, path, body, out) }
 	if err := admin("POST", "/api/v1/tenants", map[string]string{"name": "bench"}, nil); err != nil {
 		return err
 	}
@@ -307,33 +304,6 @@ func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 		}
 	}
 	return first
-}
-
-func apiJSON(ctx context.Context, base, token, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
 }
 
 // rssMB is the current resident set of a process.

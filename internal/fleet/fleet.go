@@ -87,10 +87,9 @@ type Fleet struct {
 	mu     sync.RWMutex
 	agents map[string]*Agent
 	byHash map[[32]byte]string // credential hash → agent id
-	// acts lists, per release, when each agent made it active; fails
-	// which agents refused it.
-	acts    map[relKey][]activation
-	actSeen map[relKey]map[string]bool
+	// acts holds, per release, when each agent made it active (the first
+	// report counts); fails which agents refused it.
+	acts    map[relKey]map[string]time.Time
 	fails   map[relKey]map[string]bool
 	dirty   map[string]bool
 	pending []pendingInstall
@@ -99,11 +98,6 @@ type Fleet struct {
 type relKey struct {
 	channel string
 	version uint64
-}
-
-type activation struct {
-	agent string
-	at    time.Time
 }
 
 type pendingInstall struct {
@@ -135,7 +129,7 @@ CREATE TABLE IF NOT EXISTS fleet_installs (
 
 // Open loads the registry from db (creating its tables).
 func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
-	f := &Fleet{db: db, now: o.Now, log: o.Logger, agents: map[string]*Agent{}, byHash: map[[32]byte]string{}, acts: map[relKey][]activation{}, actSeen: map[relKey]map[string]bool{}, fails: map[relKey]map[string]bool{}, dirty: map[string]bool{}}
+	f := &Fleet{db: db, now: o.Now, log: o.Logger, agents: map[string]*Agent{}, byHash: map[[32]byte]string{}, acts: map[relKey]map[string]time.Time{}, fails: map[relKey]map[string]bool{}, dirty: map[string]bool{}}
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -303,12 +297,11 @@ func (f *Fleet) apply(id string, in Install) {
 	switch in.Status {
 	case StatusActive:
 		k := relKey{in.Channel, in.Version}
-		if f.actSeen[k] == nil {
-			f.actSeen[k] = map[string]bool{}
+		if f.acts[k] == nil {
+			f.acts[k] = map[string]time.Time{}
 		}
-		if !f.actSeen[k][id] {
-			f.actSeen[k][id] = true
-			f.acts[k] = append(f.acts[k], activation{id, in.At})
+		if _, seen := f.acts[k][id]; !seen {
+			f.acts[k][id] = in.At
 		}
 		if a != nil {
 			a.Active[in.Channel] = in
@@ -395,12 +388,12 @@ func (f *Fleet) Protection(tenant, channel string, version uint64, published tim
 		}
 	}
 	var secs []float64
-	for _, act := range f.acts[relKey{channel, version}] {
-		a, ok := f.agents[act.agent]
+	for id, at := range f.acts[relKey{channel, version}] {
+		a, ok := f.agents[id]
 		if !ok || (tenant != "" && a.Tenant != tenant) {
 			continue
 		}
-		secs = append(secs, math.Max(0, act.at.Sub(published).Seconds()))
+		secs = append(secs, math.Max(0, at.Sub(published).Seconds()))
 	}
 	slices.Sort(secs)
 	p.Active = len(secs)

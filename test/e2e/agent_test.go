@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mamori-soc/mamori/internal/testutil"
 )
 
 type protection struct {
@@ -111,7 +113,7 @@ func TestAgentPatternDelivery(t *testing.T) {
 	// A main release that detects /bin/sh: refused by the agent's self-test.
 	sh, err := os.ReadFile("/bin/sh")
 	if err != nil {
-		t.Skip("no /bin/sh to poison a release with")
+		testutil.Missing(t, "no /bin/sh to poison a release with: %v", err)
 	}
 	sum := md5.Sum(sh)
 	poison := writeSigs(t, sigs, "poison.hdb", hex.EncodeToString(sum[:])+":*:Poison.SystemFile\n")
@@ -175,7 +177,7 @@ type rolloutJSON struct {
 func TestRolloutRingsAndPoisonHalt(t *testing.T) {
 	sh, err := os.ReadFile("/bin/sh")
 	if err != nil {
-		t.Skip("no /bin/sh to poison a release with")
+		testutil.Missing(t, "no /bin/sh to poison a release with: %v", err)
 	}
 	t.Setenv("MAMORI_PATTERNS_SOAK", "1s")
 	s := startServer(t, "")
