@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -14,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mamori-soc/mamori/internal/agent"
+	"github.com/mamori-soc/mamori/internal/agent/isolate"
 	"github.com/mamori-soc/mamori/internal/fleet"
 )
 
@@ -59,7 +63,11 @@ it becomes active, and the last good set stays active when a release fails.`,
 			case server != "" && strings.TrimRight(server, "/") != id.Server:
 				return &exitError{code: exitUsage, err: fmt.Errorf("%s is enrolled with %s, not %s", dir, id.Server, server)}
 			}
-			a, err := agent.New(id, agent.Options{Dir: dir, Channels: channels, HTTP: hc, Logger: log, Info: info, Heartbeat: heartbeat})
+			o := agent.Options{Dir: dir, Channels: channels, HTTP: hc, Logger: log, Info: info, Heartbeat: heartbeat}
+			if iso := startIsolator(ctx, dir, log); iso != nil {
+				o.Isolator = iso
+			}
+			a, err := agent.New(id, o)
 			if err != nil {
 				return err
 			}
@@ -83,4 +91,25 @@ func version() string {
 		return v
 	}
 	return "(devel)"
+}
+
+// startIsolator prepares network isolation (nftables on Linux): a host
+// isolated before a restart or a reboot stays isolated until its expiry.
+// Without it the agent still runs, and refuses isolate commands.
+func startIsolator(ctx context.Context, dir string, log *slog.Logger) *isolate.Isolator {
+	iso, err := isolate.New(isolate.Options{StateFile: filepath.Join(dir, "isolation.json"), OnReapply: func(err error) {
+		log.Warn("isolation table was removed by someone else and applied again", "err", err)
+	}})
+	if err != nil {
+		log.Warn("network isolation is not available on this host; isolate commands will be refused", "err", err)
+		return nil
+	}
+	st, err := iso.Restore(ctx)
+	if err != nil {
+		log.Error("restore network isolation", "err", err)
+	} else if st.Isolated {
+		log.Warn("host is isolated", "until", st.Policy.Until, "reason", st.Policy.Reason)
+	}
+	go func() { _ = iso.Run(ctx) }()
+	return iso
 }

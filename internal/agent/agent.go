@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/pattern"
+	"github.com/mamori-soc/mamori/internal/respond"
 	"github.com/mamori-soc/mamori/internal/update"
 )
 
@@ -128,6 +131,11 @@ type Options struct {
 	// sync (benchmarks).
 	OnActive func(channel string, version uint64)
 	OnSync   func(err error)
+	// Isolator carries out isolate and release commands; nil: the agent
+	// refuses them (reported as failed, never silently ignored).
+	Isolator Isolator
+	// NoCommands: do not fetch or run server commands (simulated agents).
+	NoCommands bool
 }
 
 // Agent is a running endpoint agent.
@@ -146,6 +154,12 @@ type Agent struct {
 	refused   map[string]uint64 // channel → a version that failed to load: not retried
 	scanner   *pattern.Scanner
 	health    fleet.Health
+
+	cmdWake    chan struct{}
+	handlers   map[string]CommandFunc
+	unposted   map[string]outcome // command id → outcome not yet accepted by the server
+	pinned     []string           // the server's addresses while isolated (no DNS then)
+	serverHost string             // host:port of the server, as the dialer sees it
 }
 
 // New builds an agent from its identity, reloading the last good sets
@@ -169,9 +183,30 @@ func New(id Identity, o Options) (*Agent, error) {
 	if o.LoadTimeout <= 0 {
 		o.LoadTimeout = 30 * time.Second
 	}
-	a := &Agent{id: id, o: o, log: o.Logger, auth: "Bearer " + id.Credential, installed: map[string]*update.Installed{}, refused: map[string]uint64{}}
+	a := &Agent{id: id, o: o, log: o.Logger, auth: "Bearer " + id.Credential, installed: map[string]*update.Installed{}, refused: map[string]uint64{},
+		cmdWake: make(chan struct{}, 1), unposted: map[string]outcome{}, handlers: map[string]CommandFunc{}}
+	if u, err := url.Parse(id.Server); err == nil {
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
+		}
+		a.serverHost = net.JoinHostPort(u.Hostname(), port)
+	}
+	if o.HTTP.Transport == nil {
+		// Our own transport, so that an isolated agent dials the server's
+		// pinned addresses.
+		hc := *o.HTTP
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = a.dial
+		hc.Transport = tr
+		a.o.HTTP = &hc
+	}
+	if o.Isolator != nil {
+		a.handlers[respond.KindIsolate] = a.isolateCmd
+		a.handlers[respond.KindRelease] = a.releaseCmd
+	}
 	hdr := http.Header{"Authorization": {a.auth}}
-	c, err := update.NewClient(id.Root, &update.HTTPFetcher{BaseURL: id.Server + "/update/v1/", Client: o.HTTP, Header: hdr},
+	c, err := update.NewClient(id.Root, &update.HTTPFetcher{BaseURL: id.Server + "/update/v1/", Client: a.o.HTTP, Header: hdr},
 		update.ClientOptions{Logger: o.Logger, RootCheckInterval: time.Hour})
 	if err != nil {
 		return nil, fmt.Errorf("pattern client: %w", err)
@@ -208,6 +243,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		go a.heartbeats(ctx)
 	}
 	go a.retries(ctx)
+	if !a.o.NoCommands {
+		a.restorePins(ctx)
+		go a.commands(ctx)
+	}
 	backoff := time.Second
 	for ctx.Err() == nil {
 		start := time.Now()
@@ -248,6 +287,9 @@ func (a *Agent) follow(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("event stream: %s", resp.Status)
 	}
+	if !a.o.NoCommands {
+		a.wakeCommands() // whatever was queued while we were away
+	}
 	br := bufio.NewReaderSize(resp.Body, 16<<10)
 	var event string
 	var data []byte
@@ -259,8 +301,11 @@ func (a *Agent) follow(ctx context.Context) error {
 		line = bytes.TrimRight(line, "\r\n")
 		switch {
 		case len(line) == 0: // end of an event
-			if event == "timestamp" && len(data) > 0 {
+			switch {
+			case event == "timestamp" && len(data) > 0:
 				a.syncAndNote(ctx, data)
+			case event == "commands" && !a.o.NoCommands:
+				a.wakeCommands()
 			}
 			event, data = "", data[:0]
 		case bytes.HasPrefix(line, []byte("event:")):
@@ -563,26 +608,29 @@ func (a *Agent) loadSets() {
 // desired asks the server which versions the rollout rings allow this
 // agent, per gated channel.
 func (a *Agent) desired(ctx context.Context) (map[string]uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.id.Server+"/api/v1/agent/desired", nil)
+	var out struct {
+		Channels map[string]uint64 `json:"channels"`
+	}
+	err := a.getJSON(ctx, "/api/v1/agent/desired", &out)
+	return out.Channels, err
+}
+
+// getJSON GETs an agent endpoint and decodes its JSON answer into v.
+func (a *Agent) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.id.Server+path, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Authorization", a.auth)
 	resp, err := a.o.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s", resp.Status)
+		return fmt.Errorf("%s: %s", path, resp.Status)
 	}
-	var out struct {
-		Channels map[string]uint64 `json:"channels"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&out); err != nil {
-		return nil, err
-	}
-	return out.Channels, nil
+	return json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(v)
 }
 
 func (a *Agent) heartbeats(ctx context.Context) {

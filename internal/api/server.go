@@ -13,6 +13,7 @@ import (
 
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/ingest"
+	"github.com/mamori-soc/mamori/internal/respond"
 	"github.com/mamori-soc/mamori/internal/rollout"
 	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/store"
@@ -66,6 +67,9 @@ type Server struct {
 	Updates  http.Handler
 	// Rollouts gates releases in rings; nil: every agent follows the latest.
 	Rollouts *rollout.Controller
+	// Commands queues measures for agents (isolate, scan, quarantine…);
+	// nil: no commands.
+	Commands *respond.Queue
 	// KnownClean reports whether a hash (hex) is that of a known-clean
 	// file, and which; nil: no known-clean set.
 	KnownClean func(hash string) (file string, ok bool)
@@ -131,9 +135,18 @@ var Routes = []Route{
 	{"POST", "/api/v1/agent/heartbeat", "An agent's heartbeat: its version and health (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentHeartbeat }},
 	{"GET", "/api/v1/agent/desired", "The release versions the agent may have active per channel under a rollout (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentDesired }},
 	{"POST", "/api/v1/agent/report", "An agent reports a release active, failed or rolled back (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentReport }},
+	{"POST", "/api/v1/agents/{id}/commands", "Order a measure on an agent: isolate, release, scan, quarantine, restore, upload_sample (admin).", false, func(s *Server) http.HandlerFunc { return s.issueCommand }},
+	{"GET", "/api/v1/agents/{id}/commands", "An agent's commands, newest first, with their outcome (limit).", false, func(s *Server) http.HandlerFunc { return s.listCommands }},
+	{"GET", "/api/v1/commands/{id}", "One command and its outcome.", false, func(s *Server) http.HandlerFunc { return s.getCommand }},
+	{"DELETE", "/api/v1/commands/{id}", "Withdraw a command not yet delivered (admin).", false, func(s *Server) http.HandlerFunc { return s.cancelCommand }},
+	{"GET", "/api/v1/agent/commands", "The calling agent's pending commands; they are marked delivered (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentCommands }},
+	{"POST", "/api/v1/agent/commands/{id}", "The outcome of a command: ok, result, error (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentCommandOutcome }},
 	{"GET", "/api/v1/patterns", "Pattern releases per channel.", false, func(s *Server) http.HandlerFunc { return s.listPatterns }},
 	{"POST", "/api/v1/patterns/{channel}", "Publish a signed pattern release (records) or roll back to an earlier version (admin).", false, func(s *Server) http.HandlerFunc { return s.publishPatterns }},
 	{"GET", "/api/v1/patterns/{channel}/{version}", "A release and its time to protect per tenant: agents active, p50/p99/100 % seconds after publication.", false, func(s *Server) http.HandlerFunc { return s.patternStatus }},
+	{"GET", "/api/v1/patterns/{channel}/{version}/diff", "Records added and removed between release ?from= and this one.", false, func(s *Server) http.HandlerFunc { return s.diffPatterns }},
+	{"GET", "/api/v1/patterns/{channel}/policy", "The channel's policy (latest, pin, delay) per tenant the caller may read, and what it gives now.", false, func(s *Server) http.HandlerFunc { return s.getPolicy }},
+	{"PUT", "/api/v1/patterns/{channel}/policy", "Set a tenant's policy for the channel: latest, pin a version or delay releases (admin; ?tenant=).", false, func(s *Server) http.HandlerFunc { return s.putPolicy }},
 	{"GET", "/api/v1/openapi.json", "This API's OpenAPI document.", false, func(s *Server) http.HandlerFunc { return s.openapi }},
 }
 
@@ -166,6 +179,7 @@ func (s *Server) Handler() http.Handler {
 	// Pattern distribution for agents: signed metadata, content-addressed
 	// blobs, the push stream. Agent credentials only.
 	if s.Updates != nil {
+		mux.Handle("GET /update/v1/events", s.instrument("/update/v1/events", s.authenticateAgent(s.agentEvents())))
 		mux.Handle("/update/v1/", s.instrument("/update/v1/", s.authenticateAgent(http.StripPrefix("/update/v1", s.Updates))))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

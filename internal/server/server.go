@@ -24,6 +24,7 @@ import (
 	"github.com/mamori-soc/mamori/internal/ingest"
 	"github.com/mamori-soc/mamori/internal/ingest/relp"
 	"github.com/mamori-soc/mamori/internal/persist"
+	"github.com/mamori-soc/mamori/internal/respond"
 	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -251,6 +252,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		apiSrv.Fleet, apiSrv.Releases, apiSrv.Updates, apiSrv.Rollouts = pats.fleet, pats.repo, pats.handler, pats.rollouts
 		if len(pats.knownClean) > 0 {
 			apiSrv.KnownClean = pats.isKnownClean
+		}
+		if apiSrv.Commands, err = respond.Open(ctx, st.SQL(), respond.Options{Logger: log.With("component", "respond")}); err != nil {
+			return err
 		}
 	}
 	hln, err := net.Listen("tcp", cfg.HTTP.Addr)

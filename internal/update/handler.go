@@ -1,12 +1,14 @@
 package update
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"net/http"
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -60,10 +62,38 @@ func newHandler(repo *Repo, heartbeat time.Duration) http.Handler {
 		w.Header().Set("ETag", `"`+sha+`"`)
 		serveFile(w, r, repo.blobPath(sha), "application/octet-stream")
 	})
-	mux.HandleFunc("GET /events", func(w http.ResponseWriter, r *http.Request) {
-		serveEvents(w, r, repo, heartbeat)
-	})
+	mux.Handle("GET /events", Events(repo, EventsOptions{Heartbeat: heartbeat}))
 	return mux
+}
+
+// EventsOptions configure Events.
+type EventsOptions struct {
+	Heartbeat time.Duration // default Heartbeat
+	// Extra, when set, gives one connection a second source of events:
+	// each value received on the channel is sent as an event called name
+	// with data "{}" — a nudge without payload (the agent fetches what it
+	// is nudged about with its own credential). stop is called when the
+	// connection ends. It lets the server tell an agent about commands on
+	// the connection the agent already holds, rather than a second one.
+	Extra func(r *http.Request) (nudges <-chan struct{}, name string, stop func())
+}
+
+// Events serves the push stream alone (Handler serves it at /events), for
+// a caller that mounts it with options.
+func Events(repo *Repo, o EventsOptions) http.Handler {
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = Heartbeat
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var extra <-chan struct{}
+		var name string
+		if o.Extra != nil {
+			ch, n, stop := o.Extra(r)
+			defer stop()
+			extra, name = ch, n
+		}
+		serveEvents(w, r, repo, o.Heartbeat, extra, name)
+	})
 }
 
 // serveFile serves an immutable file (names are versions or hashes, so a
@@ -89,7 +119,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, path, ctype string) {
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat time.Duration) {
+func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat time.Duration, extra <-chan struct{}, name string) {
 	rc := http.NewResponseController(w)
 	// Subscribe before reading the current timestamp: a publish in between
 	// is then delivered, not lost.
@@ -119,6 +149,10 @@ func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat t
 			if !ok || !send(ts) {
 				return
 			}
+		case <-extra:
+			if !writeNamed(w, name, []byte("{}")) || rc.Flush() != nil {
+				return
+			}
 		case <-tick.C:
 			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil || rc.Flush() != nil {
 				return
@@ -133,15 +167,18 @@ func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat t
 // which SSE data lines cannot contain; anything else is refused rather than
 // split.
 func writeEvent(w http.ResponseWriter, ts []byte) bool {
-	for _, c := range ts {
-		if c == '\n' || c == '\r' {
-			return false
-		}
+	return writeNamed(w, "timestamp", ts)
+}
+
+func writeNamed(w http.ResponseWriter, name string, data []byte) bool {
+	if bytes.ContainsAny(data, "\r\n") || strings.ContainsAny(name, "\r\n") {
+		return false
 	}
-	buf := make([]byte, 0, len(ts)+64)
-	buf = append(buf, "event: timestamp\n"...)
-	buf = append(buf, "data: "...)
-	buf = append(buf, ts...)
+	buf := make([]byte, 0, len(data)+len(name)+16)
+	buf = append(buf, "event: "...)
+	buf = append(buf, name...)
+	buf = append(buf, "\ndata: "...)
+	buf = append(buf, data...)
 	buf = append(buf, "\n\n"...)
 	_, err := w.Write(buf)
 	return err == nil
