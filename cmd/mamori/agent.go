@@ -23,7 +23,8 @@ import (
 
 func newAgentCmd() *cobra.Command {
 	var server, enroll, dir, level, format string
-	var channels []string
+	var channels, logs []string
+	var logsFromStart bool
 	var heartbeat time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -63,7 +64,8 @@ it becomes active, and the last good set stays active when a release fails.`,
 			case server != "" && strings.TrimRight(server, "/") != id.Server:
 				return &exitError{code: exitUsage, err: fmt.Errorf("%s is enrolled with %s, not %s", dir, id.Server, server)}
 			}
-			o := agent.Options{Dir: dir, Channels: channels, HTTP: hc, Logger: log, Info: info, Heartbeat: heartbeat}
+			o := agent.Options{Dir: dir, Channels: channels, HTTP: hc, Logger: log, Info: info, Heartbeat: heartbeat,
+				Logs: logs, LogsFromStart: logsFromStart}
 			if iso := startIsolator(ctx, dir, log); iso != nil {
 				o.Isolator = iso
 			}
@@ -81,6 +83,8 @@ it becomes active, and the last good set stays active when a release fails.`,
 	f.StringVar(&dir, "dir", "./mamori-agent", "state directory: credential, trusted root, last good pattern sets")
 	f.StringSliceVar(&channels, "channels", []string{"main", "bandage"}, "pattern channels to follow")
 	f.DurationVar(&heartbeat, "heartbeat", time.Minute, "heartbeat interval")
+	f.StringArrayVar(&logs, "logs", nil, "ship this log file (or glob) to the server; repeatable")
+	f.BoolVar(&logsFromStart, "logs-from-start", false, "ship log files seen for the first time from their beginning, not their end")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn, error")
 	f.StringVar(&format, "log-format", "", "text or json (default: text on a terminal)")
 	return cmd

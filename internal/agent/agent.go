@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mamori-soc/mamori/internal/agent/logship"
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/pattern"
 	"github.com/mamori-soc/mamori/internal/respond"
@@ -136,6 +137,11 @@ type Options struct {
 	Isolator Isolator
 	// NoCommands: do not fetch or run server commands (simulated agents).
 	NoCommands bool
+	// Logs are local log files (or glob patterns) shipped to the server's
+	// ingest pipeline; LogsFromStart ships files seen for the first time
+	// from their beginning rather than their end.
+	Logs          []string
+	LogsFromStart bool
 }
 
 // Agent is a running endpoint agent.
@@ -246,6 +252,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.o.NoCommands {
 		a.restorePins(ctx)
 		go a.commands(ctx)
+	}
+	if len(a.o.Logs) > 0 {
+		if err := a.shipLogs(ctx); err != nil {
+			return err
+		}
 	}
 	backoff := time.Second
 	for ctx.Err() == nil {
@@ -657,12 +668,17 @@ func (a *Agent) report(ctx context.Context, in fleet.Install) {
 
 func (a *Agent) post(ctx context.Context, path string, v any) error {
 	body, _ := json.Marshal(v)
+	return a.send(ctx, path, "application/json", body)
+}
+
+// send POSTs body to an agent endpoint; any status but 2xx is an error.
+func (a *Agent) send(ctx context.Context, path, ctype string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.id.Server+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", a.auth)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	resp, err := a.o.HTTP.Do(req)
 	if err != nil {
 		return err
@@ -672,5 +688,22 @@ func (a *Agent) post(ctx context.Context, path string, v any) error {
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("%s: %s", path, resp.Status)
 	}
+	return nil
+}
+
+// shipLogs starts following the configured log files.
+func (a *Agent) shipLogs(ctx context.Context) error {
+	o := logship.Options{Paths: a.o.Logs, FromStart: a.o.LogsFromStart, Logger: a.log.With("component", "logship"),
+		Send: func(ctx context.Context, batch []byte) error {
+			return a.send(ctx, "/api/v1/agent/logs", "text/plain; charset=utf-8", batch)
+		}}
+	if a.o.Dir != "" {
+		o.StateFile = filepath.Join(a.o.Dir, "logship.json")
+	}
+	sh, err := logship.New(o)
+	if err != nil {
+		return fmt.Errorf("log shipping: %w", err)
+	}
+	go func() { _ = sh.Run(ctx) }()
 	return nil
 }

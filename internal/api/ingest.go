@@ -47,6 +47,18 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusForbidden, CodeForbidden, "this token may not ingest")
 		return
 	}
+	s.ingestBody(w, r, ingest.Origin{Tenant: tenant, Source: ingest.SourceHTTP})
+}
+
+// agentLogs takes an agent's shipped log lines (and its detection events,
+// as JSON lines) into its tenant.
+func (s *Server) agentLogs(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	s.ingestBody(w, r, ingest.Origin{Tenant: p.Tenant, Source: ingest.SourceAgent})
+}
+
+// ingestBody submits a request's frames and answers once they are durable.
+func (s *Server) ingestBody(w http.ResponseWriter, r *http.Request, origin ingest.Origin) {
 	var body io.Reader = http.MaxBytesReader(w, r.Body, s.MaxBody)
 	if r.Header.Get("Content-Encoding") == "gzip" {
 		gz, err := gzip.NewReader(body)
@@ -76,8 +88,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeProblemAt(w, *perr)
 		return
 	}
-	origin := ingest.Origin{Tenant: tenant, Source: ingest.SourceHTTP}
-	resp := IngestResponse{Tenant: tenant}
+	resp := IngestResponse{Tenant: origin.Tenant}
 	// One submission for the whole request: it is accepted or refused as a
 	// whole, so a client retrying a 503 never duplicates half a request.
 	t, err := s.Pipeline.TrySubmit(r.Context(), origin, frames)

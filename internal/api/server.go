@@ -13,6 +13,7 @@ import (
 
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/ingest"
+	"github.com/mamori-soc/mamori/internal/lab"
 	"github.com/mamori-soc/mamori/internal/respond"
 	"github.com/mamori-soc/mamori/internal/rollout"
 	"github.com/mamori-soc/mamori/internal/state"
@@ -70,6 +71,8 @@ type Server struct {
 	// Commands queues measures for agents (isolate, scan, quarantine…);
 	// nil: no commands.
 	Commands *respond.Queue
+	// Lab keeps the samples agents upload; nil: no lab.
+	Lab *lab.Store
 	// KnownClean reports whether a hash (hex) is that of a known-clean
 	// file, and which; nil: no known-clean set.
 	KnownClean func(hash string) (file string, ok bool)
@@ -141,12 +144,15 @@ var Routes = []Route{
 	{"DELETE", "/api/v1/commands/{id}", "Withdraw a command not yet delivered (admin).", false, func(s *Server) http.HandlerFunc { return s.cancelCommand }},
 	{"GET", "/api/v1/agent/commands", "The calling agent's pending commands; they are marked delivered (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentCommands }},
 	{"POST", "/api/v1/agent/commands/{id}", "The outcome of a command: ok, result, error (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentCommandOutcome }},
+	{"POST", "/api/v1/agent/logs", "Ship log lines or NDJSON events from the agent's host into its tenant; 202 once durable (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentLogs }},
+	{"POST", "/api/v1/agent/samples", "Upload a sample (raw body; name, detection, quarantine_id) to the lab (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentSample }},
+	{"GET", "/api/v1/samples", "Lab samples sighted by the caller's tenants, most recent first (tenant, limit).", false, func(s *Server) http.HandlerFunc { return s.listSamples }},
+	{"GET", "/api/v1/samples/{sha256}", "One sample: hashes, size, sightings (tenant).", false, func(s *Server) http.HandlerFunc { return s.getSample }},
+	{"GET", "/api/v1/samples/{sha256}/content", "A sample's bytes as an attachment, for analysis (admin).", false, func(s *Server) http.HandlerFunc { return s.sampleContent }},
+	{"POST", "/api/v1/samples/{sha256}/bandage", "Publish an exact-hash bandage pattern of a sample on the bandage channel (admin).", false, func(s *Server) http.HandlerFunc { return s.sampleBandage }},
 	{"GET", "/api/v1/patterns", "Pattern releases per channel.", false, func(s *Server) http.HandlerFunc { return s.listPatterns }},
 	{"POST", "/api/v1/patterns/{channel}", "Publish a signed pattern release (records) or roll back to an earlier version (admin).", false, func(s *Server) http.HandlerFunc { return s.publishPatterns }},
 	{"GET", "/api/v1/patterns/{channel}/{version}", "A release and its time to protect per tenant: agents active, p50/p99/100 % seconds after publication.", false, func(s *Server) http.HandlerFunc { return s.patternStatus }},
-	{"GET", "/api/v1/patterns/{channel}/{version}/diff", "Records added and removed between release ?from= and this one.", false, func(s *Server) http.HandlerFunc { return s.diffPatterns }},
-	{"GET", "/api/v1/patterns/{channel}/policy", "The channel's policy (latest, pin, delay) per tenant the caller may read, and what it gives now.", false, func(s *Server) http.HandlerFunc { return s.getPolicy }},
-	{"PUT", "/api/v1/patterns/{channel}/policy", "Set a tenant's policy for the channel: latest, pin a version or delay releases (admin; ?tenant=).", false, func(s *Server) http.HandlerFunc { return s.putPolicy }},
 	{"GET", "/api/v1/openapi.json", "This API's OpenAPI document.", false, func(s *Server) http.HandlerFunc { return s.openapi }},
 }
 

@@ -24,6 +24,8 @@ const (
 	SourceTLS  = "syslog-tls"
 	SourceRELP = "relp"
 	SourceHTTP = "http"
+	// SourceAgent: lines shipped by an enrolled endpoint agent.
+	SourceAgent = "agent"
 )
 
 // Listeners serves the syslog-family transports into a Pipeline.

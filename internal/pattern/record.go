@@ -97,6 +97,9 @@ func (r Record) validFraming() error {
 // in the same range.
 const maxNameLen = 512
 
+// ValidName reports why name cannot name a signature, or nil.
+func ValidName(name string) error { return validName(name) }
+
 func validName(name string) error {
 	if name == "" {
 		return syntaxf("empty signature name")

@@ -24,6 +24,7 @@ import (
 	"github.com/mamori-soc/mamori/internal/ingest"
 	"github.com/mamori-soc/mamori/internal/ingest/relp"
 	"github.com/mamori-soc/mamori/internal/persist"
+	"github.com/mamori-soc/mamori/internal/lab"
 	"github.com/mamori-soc/mamori/internal/respond"
 	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/store"
@@ -254,6 +255,10 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 			apiSrv.KnownClean = pats.isKnownClean
 		}
 		if apiSrv.Commands, err = respond.Open(ctx, st.SQL(), respond.Options{Logger: log.With("component", "respond")}); err != nil {
+			return err
+		}
+		if apiSrv.Lab, err = lab.Open(ctx, st.SQL(), filepath.Join(cfg.Data, "samples"), filepath.Join(cfg.Data, "keys", "samples.key"),
+			lab.Options{Logger: log.With("component", "lab")}); err != nil {
 			return err
 		}
 	}
