@@ -22,7 +22,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mamori-soc/mamori/internal/agent/cleanup"
 	"github.com/mamori-soc/mamori/internal/agent/logship"
+	"github.com/mamori-soc/mamori/internal/agent/quarantine"
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/pattern"
 	"github.com/mamori-soc/mamori/internal/respond"
@@ -161,6 +163,9 @@ type Agent struct {
 	scanner   *pattern.Scanner
 	health    fleet.Health
 
+	quar    *quarantine.Store // nil without a Dir
+	cleaner *cleanup.Runner
+
 	cmdWake    chan struct{}
 	handlers   map[string]CommandFunc
 	unposted   map[string]outcome // command id → outcome not yet accepted by the server
@@ -210,6 +215,17 @@ func New(id Identity, o Options) (*Agent, error) {
 	if o.Isolator != nil {
 		a.handlers[respond.KindIsolate] = a.isolateCmd
 		a.handlers[respond.KindRelease] = a.releaseCmd
+	}
+	if o.Dir != "" {
+		q, err := quarantine.Open(filepath.Join(o.Dir, "quarantine"), quarantine.Logger(o.Logger))
+		if err != nil {
+			return nil, fmt.Errorf("quarantine: %w", err)
+		}
+		a.quar = q
+		a.cleaner = cleanup.New(cleanup.Options{Store: q, Logger: o.Logger, Systemctl: systemctl})
+		a.handlers[respond.KindQuarantine] = a.quarantineCmd
+		a.handlers[respond.KindRestore] = a.restoreCmd
+		a.handlers[respond.KindUploadSample] = a.uploadCmd
 	}
 	hdr := http.Header{"Authorization": {a.auth}}
 	c, err := update.NewClient(id.Root, &update.HTTPFetcher{BaseURL: id.Server + "/update/v1/", Client: a.o.HTTP, Header: hdr},

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/mamori-soc/mamori/internal/config"
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/pattern"
 	"github.com/mamori-soc/mamori/internal/rollout"
+	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/update"
 )
 
@@ -30,8 +33,39 @@ type PatternStatus struct {
 	// Protection per tenant the caller may read, and over all of them.
 	Tenants []fleet.Protection `json:"tenants"`
 	All     *fleet.Protection  `json:"all,omitempty"`
-	// Rollout is the release's ring rollout (releases since the server started).
+	// Rollout is the release's ring rollout (releases published since
+	// rollouts are kept).
 	Rollout *rollout.Rollout `json:"rollout,omitempty"`
+	// Policies are the channel's policies other than latest of the tenants
+	// the caller may read.
+	Policies []rollout.PolicyStatus `json:"policies,omitempty"`
+}
+
+// Stable error codes of the pattern endpoints.
+const (
+	CodePolicyInvalid     = "policy_invalid"
+	CodeReleaseRolledBack = "release_rolled_back"
+)
+
+// PolicyRequest is the body of PUT /api/v1/patterns/{channel}/policy.
+type PolicyRequest struct {
+	Mode    string `json:"mode"`              // latest, pin or delay
+	Version uint64 `json:"version,omitempty"` // pin: the version to stay on
+	Delay   string `json:"delay,omitempty"`   // delay: e.g. "6h", "2d"
+}
+
+// PolicyList is the body of GET /api/v1/patterns/{channel}/policy.
+type PolicyList struct {
+	Policies []rollout.PolicyStatus `json:"policies"`
+}
+
+// PatternDiff is the body of GET /api/v1/patterns/{channel}/{version}/diff.
+type PatternDiff struct {
+	Channel string   `json:"channel"`
+	From    uint64   `json:"from"`
+	To      uint64   `json:"to"`
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
 }
 
 func (s *Server) releasesReady(w http.ResponseWriter) bool {
@@ -170,6 +204,11 @@ func (s *Server) patternStatus(w http.ResponseWriter, r *http.Request) {
 		if ro, ok := s.Rollouts.Get(channel, version); ok {
 			out.Rollout = &ro
 		}
+		for _, ps := range s.Rollouts.Policies(channel) {
+			if tenants == nil || slices.Contains(tenants, ps.Tenant) {
+				out.Policies = append(out.Policies, ps)
+			}
+		}
 	}
 	if tenants == nil { // an admin who named no tenant: every tenant, and the total
 		for _, t := range s.State.Tenants() {
@@ -183,6 +222,148 @@ func (s *Server) patternStatus(w http.ResponseWriter, r *http.Request) {
 		if p.Agents > 0 {
 			out.Tenants = append(out.Tenants, p)
 		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) rolloutsReady(w http.ResponseWriter) bool {
+	if s.Rollouts == nil {
+		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "pattern rollouts are not running on this server")
+		return false
+	}
+	return true
+}
+
+// getPolicy lists the channel's policy of every tenant the caller may read
+// (an admin: all tenants, or those named by ?tenant=).
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
+	if !s.rolloutsReady(w) {
+		return
+	}
+	channel := r.PathValue("channel")
+	if err := update.ValidChannel(channel); err != nil {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: err.Error(), Field: "channel"})
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	tenants, err := s.scope(p, splitList(r.URL.Query()["tenant"]))
+	switch {
+	case errors.Is(err, errForbidden):
+		writeProblem(w, http.StatusForbidden, CodeForbidden, "this token cannot read that tenant's pattern policy")
+		return
+	case errors.Is(err, errUnknownTenant):
+		writeProblemAt(w, Problem{Status: 404, Code: CodeTenantUnknown, Detail: "no such tenant", Field: "tenant"})
+		return
+	case err != nil:
+		writeProblem(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	out := PolicyList{Policies: []rollout.PolicyStatus{}}
+	for _, t := range tenants {
+		out.Policies = append(out.Policies, s.Rollouts.Policy(t, channel))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// putPolicy sets one tenant's policy (admin; the tenant by ?tenant=).
+// Tenants' own tokens read their policy but do not set it: a read token
+// that could pin a fleet to an old release would not be read-only.
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
+	if !s.rolloutsReady(w) {
+		return
+	}
+	if _, ok := requireAdmin(w, r); !ok {
+		return
+	}
+	channel := r.PathValue("channel")
+	if err := update.ValidChannel(channel); err != nil {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: err.Error(), Field: "channel"})
+		return
+	}
+	tenant := r.URL.Query().Get("tenant")
+	if tenant == "" {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "name the tenant whose policy to set (?tenant=, the CLI's --tenant)", Field: "tenant"})
+		return
+	}
+	if _, ok := s.State.Tenant(tenant); !ok {
+		writeProblemAt(w, Problem{Status: 404, Code: CodeTenantUnknown, Detail: fmt.Sprintf("no tenant %q", tenant), Field: "tenant"})
+		return
+	}
+	var req PolicyRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	pol := rollout.Policy{Mode: req.Mode, Version: req.Version}
+	if req.Delay != "" {
+		d, err := config.ParseDuration(req.Delay)
+		if err != nil {
+			writeProblemAt(w, Problem{Status: 400, Code: CodePolicyInvalid, Detail: err.Error(), Field: "delay"})
+			return
+		}
+		pol.Delay = d
+	}
+	st, err := s.Rollouts.SetPolicy(r.Context(), tenant, channel, pol)
+	switch {
+	case errors.Is(err, rollout.ErrInvalidPolicy):
+		field := "mode"
+		if req.Mode == rollout.PolicyDelay {
+			field = "delay"
+		} else if req.Mode == rollout.PolicyPin {
+			field = "version"
+		}
+		writeProblemAt(w, Problem{Status: 400, Code: CodePolicyInvalid, Detail: err.Error(), Field: field})
+		return
+	case errors.Is(err, rollout.ErrUnknownVersion):
+		writeProblemAt(w, Problem{Status: 404, Code: CodeNotFound, Detail: err.Error(), Field: "version"})
+		return
+	case errors.Is(err, rollout.ErrRolledBack):
+		writeProblemAt(w, Problem{Status: 409, Code: CodeReleaseRolledBack, Detail: err.Error(), Field: "version"})
+		return
+	case err != nil:
+		s.Logger.Error("set pattern policy", "tenant", tenant, "channel", channel, "err", err)
+		writeProblem(w, http.StatusInternalServerError, CodeInternal, "the policy could not be saved")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// diffPatterns returns the records added and removed going from ?from= to
+// a release. Any admin or read token: every agent holds the records.
+func (s *Server) diffPatterns(w http.ResponseWriter, r *http.Request) {
+	if !s.releasesReady(w) {
+		return
+	}
+	if p, _ := PrincipalFrom(r.Context()); !p.IsAdmin() && p.Kind != state.TokenRead {
+		writeProblem(w, http.StatusForbidden, CodeForbidden, "reading pattern releases needs an admin or read token")
+		return
+	}
+	channel := r.PathValue("channel")
+	to, err := strconv.ParseUint(r.PathValue("version"), 10, 64)
+	if err != nil {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "version: not a number", Field: "version"})
+		return
+	}
+	from, err := strconv.ParseUint(r.URL.Query().Get("from"), 10, 64)
+	if err != nil {
+		writeProblemAt(w, Problem{Status: 400, Code: CodeBadRequest, Detail: "from: the version to compare with, a number", Field: "from"})
+		return
+	}
+	removed, added, err := s.Releases.Diff(channel, from, to)
+	switch {
+	case errors.Is(err, update.ErrNotFound), errors.Is(err, update.ErrInvalid):
+		writeProblem(w, http.StatusNotFound, CodeNotFound, err.Error())
+		return
+	case err != nil:
+		s.Logger.Error("diff pattern releases", "channel", channel, "err", err)
+		writeProblem(w, http.StatusInternalServerError, CodeInternal, "the releases could not be read")
+		return
+	}
+	out := PatternDiff{Channel: channel, From: from, To: to, Added: make([]string, len(added)), Removed: make([]string, len(removed))}
+	for i, rec := range added {
+		out.Added[i] = string(rec)
+	}
+	for i, rec := range removed {
+		out.Removed[i] = string(rec)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -153,6 +153,9 @@ var Routes = []Route{
 	{"GET", "/api/v1/patterns", "Pattern releases per channel.", false, func(s *Server) http.HandlerFunc { return s.listPatterns }},
 	{"POST", "/api/v1/patterns/{channel}", "Publish a signed pattern release (records) or roll back to an earlier version (admin).", false, func(s *Server) http.HandlerFunc { return s.publishPatterns }},
 	{"GET", "/api/v1/patterns/{channel}/{version}", "A release and its time to protect per tenant: agents active, p50/p99/100 % seconds after publication.", false, func(s *Server) http.HandlerFunc { return s.patternStatus }},
+	{"GET", "/api/v1/patterns/{channel}/{version}/diff", "Records added and removed between release ?from= and this one.", false, func(s *Server) http.HandlerFunc { return s.diffPatterns }},
+	{"GET", "/api/v1/patterns/{channel}/policy", "The channel's policy (latest, pin, delay) per tenant the caller may read, and what it gives now.", false, func(s *Server) http.HandlerFunc { return s.getPolicy }},
+	{"PUT", "/api/v1/patterns/{channel}/policy", "Set a tenant's policy for the channel: latest, pin a version or delay releases (admin; ?tenant=).", false, func(s *Server) http.HandlerFunc { return s.putPolicy }},
 	{"GET", "/api/v1/openapi.json", "This API's OpenAPI document.", false, func(s *Server) http.HandlerFunc { return s.openapi }},
 }
 

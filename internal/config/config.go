@@ -123,9 +123,40 @@ type PatternsConfig struct {
 	// bandage release whose hash signature matches one of them is refused.
 	KnownClean []string `yaml:"known_clean"`
 	// Rings are the rollout stages in percent of the agents, e.g.
-	// "1,10,50,100"; a release advances after Soak without a refusal.
+	// "1,10,50,100"; a release advances after Soak without a refusal or a
+	// health gate breach.
 	Rings string   `yaml:"rings"`
 	Soak  Duration `yaml:"soak"`
+	// Gates bound the health a rolling release must keep on the agents that
+	// made it active; a breach halts and rolls back like a refusal.
+	Gates GatesConfig `yaml:"gates"`
+}
+
+// GatesConfig are the rollout health gates. Each compares what an agent
+// reported since it made the release active with its own health before;
+// 0 turns a gate off.
+type GatesConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// CleanHits: breach when detections on known-clean files (false
+	// positives) rose by at least this many.
+	CleanHits int `yaml:"clean_hits"`
+	// EngineRestarts: breach at this many engine restarts (a crash loop).
+	EngineRestarts int `yaml:"engine_restarts"`
+	// ScanErrorRate: breach when the share of scans that failed rose by more
+	// than this (0.05: five percentage points).
+	ScanErrorRate float64 `yaml:"scan_error_rate"`
+	// CPUFactor: breach when the mean CPU time per scan grew beyond this
+	// multiple of the agent's own baseline...
+	CPUFactor float64 `yaml:"cpu_factor"`
+	// CPUFloor: ...and is at least this much, so that 0.1 ms becoming
+	// 0.4 ms trips nothing.
+	CPUFloor Duration `yaml:"cpu_floor"`
+	// MinScans is the number of scans since activation below which the
+	// error rate and CPU gates do not judge (too few to mean anything).
+	MinScans int `yaml:"min_scans"`
+	// SelfTest: breach when an agent reports its engine self-test failing
+	// with the release active.
+	SelfTest bool `yaml:"self_test"`
 }
 
 // DetectConfig configures the detection engine.
@@ -236,7 +267,7 @@ func Default() Config {
 		Events: EventsConfig{SyncInterval: Duration(2 * time.Second)},
 		Detect: DetectConfig{Enabled: true, Builtin: true, Workers: 2, DedupWindow: Duration(time.Hour),
 			RetroHunt: Duration(30 * 24 * time.Hour), Anomaly: true},
-		Patterns: PatternsConfig{Enabled: true, Rings: "1,10,50,100", Soak: Duration(10 * time.Minute)},
+		Patterns: PatternsConfig{Enabled: true, Rings: "1,10,50,100", Soak: Duration(10 * time.Minute), Gates: defaultGates()},
 		Tenants:  TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
 		Ingest:   IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:      LogConfig{Level: "info"},
@@ -387,6 +418,12 @@ func setValue(f reflect.Value, s string) error {
 				*p = append(*p, v)
 			}
 		}
+	case *float64:
+		n, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("not a number: %q", s)
+		}
+		*p = n
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -447,8 +484,40 @@ func (c *Config) Validate() error {
 	if c.Ingest.BatchEvents < 1 || c.Ingest.MaxPending < c.Ingest.BatchEvents {
 		errs = append(errs, errors.New("ingest: batch_events must be ≥1 and max_pending ≥ batch_events"))
 	}
+	errs = append(errs, c.Patterns.Gates.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return nil
+}
+
+// defaultGates: any detection on a known-clean file, three engine
+// restarts, five more scans in a hundred failing, or scans costing three
+// times the CPU (and at least 20 ms) halt a rollout.
+func defaultGates() GatesConfig {
+	return GatesConfig{Enabled: true, CleanHits: 1, EngineRestarts: 3, ScanErrorRate: 0.05, CPUFactor: 3,
+		CPUFloor: Duration(20 * time.Millisecond), MinScans: 20, SelfTest: true}
+}
+
+// validate checks the gates' bounds (0 turns a gate off).
+func (g GatesConfig) validate() []error {
+	var errs []error
+	for _, n := range []struct {
+		key string
+		v   int
+	}{{"clean_hits", g.CleanHits}, {"engine_restarts", g.EngineRestarts}, {"min_scans", g.MinScans}} {
+		if n.v < 0 {
+			errs = append(errs, fmt.Errorf("patterns.gates.%s: %d is negative; 0 turns the gate off", n.key, n.v))
+		}
+	}
+	if g.ScanErrorRate < 0 || g.ScanErrorRate > 1 {
+		errs = append(errs, fmt.Errorf("patterns.gates.scan_error_rate: %g is not a share between 0 and 1 (0.05: five percentage points)", g.ScanErrorRate))
+	}
+	if g.CPUFactor != 0 && g.CPUFactor <= 1 {
+		errs = append(errs, fmt.Errorf("patterns.gates.cpu_factor: %g would trip on noise; use a multiple above 1 (e.g. 3) or 0 to turn the gate off", g.CPUFactor))
+	}
+	if g.CPUFloor < 0 {
+		errs = append(errs, fmt.Errorf("patterns.gates.cpu_floor: %s is negative", g.CPUFloor))
+	}
+	return errs
 }

@@ -43,6 +43,21 @@ func TestLoadPrecedenceAndStrict(t *testing.T) {
 		{name: "unknown key names key and line", yaml: "syslog:\n  tcp:\n    adr: x\n", wantErr: "line 3: unknown key adr"},
 		{name: "bad size", yaml: "syslog:\n  max_frame: lots\n", wantErr: "invalid size"},
 		{name: "bad env int", env: []string{"MAMORI_INGEST_BATCH_EVENTS=x"}, wantErr: "MAMORI_INGEST_BATCH_EVENTS"},
+		{name: "gate defaults", check: func(t *testing.T, c Config) {
+			g := c.Patterns.Gates
+			if !g.Enabled || g.CleanHits != 1 || g.EngineRestarts != 3 || g.ScanErrorRate != 0.05 || g.CPUFactor != 3 || g.CPUFloor.D() != 20*time.Millisecond || g.MinScans != 20 || !g.SelfTest {
+				t.Fatalf("gates %+v", g)
+			}
+		}},
+		{name: "gates from file and env", yaml: "patterns:\n  gates:\n    engine_restarts: 5\n    cpu_floor: 50ms\n",
+			env: []string{"MAMORI_PATTERNS_GATES_CPU_FACTOR=4.5", "MAMORI_PATTERNS_GATES_SELF_TEST=false"}, check: func(t *testing.T, c Config) {
+				g := c.Patterns.Gates
+				if g.EngineRestarts != 5 || g.CPUFloor.D() != 50*time.Millisecond || g.CPUFactor != 4.5 || g.SelfTest {
+					t.Fatalf("gates %+v", g)
+				}
+			}},
+		{name: "bad env float", env: []string{"MAMORI_PATTERNS_GATES_SCAN_ERROR_RATE=lots"}, wantErr: "MAMORI_PATTERNS_GATES_SCAN_ERROR_RATE"},
+		{name: "unknown gate", yaml: "patterns:\n  gates:\n    cpu: 3\n", wantErr: "line 3: unknown key cpu"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,5 +122,36 @@ func TestOrigins(t *testing.T) {
 		if w, ok := want[s.Path]; ok && s.Origin != w {
 			t.Errorf("%s from %s, want %s", s.Path, s.Origin, w)
 		}
+	}
+}
+
+func TestValidateGates(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     func(g *GatesConfig)
+		wantErr string
+	}{
+		{name: "defaults", set: func(*GatesConfig) {}},
+		{name: "all off", set: func(g *GatesConfig) { *g = GatesConfig{} }},
+		{name: "negative restarts", set: func(g *GatesConfig) { g.EngineRestarts = -1 }, wantErr: "patterns.gates.engine_restarts"},
+		{name: "rate above 1", set: func(g *GatesConfig) { g.ScanErrorRate = 5 }, wantErr: "patterns.gates.scan_error_rate"},
+		{name: "cpu factor 1", set: func(g *GatesConfig) { g.CPUFactor = 1 }, wantErr: "patterns.gates.cpu_factor"},
+		{name: "negative floor", set: func(g *GatesConfig) { g.CPUFloor = Duration(-time.Millisecond) }, wantErr: "patterns.gates.cpu_floor"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.set(&c.Patterns.Gates)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("want %q, got %v", tt.wantErr, err)
+			}
+		})
 	}
 }

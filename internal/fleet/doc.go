@@ -1,7 +1,9 @@
 // Package fleet owns the server's view of the endpoint agents: who is
 // enrolled (tenant, host, platform, agent version, rollout ring), when each
 // was last heard from and how healthy it says it is, and which pattern
-// release each has verified and made active, and when. From the last it
+// release each has verified and made active, and when — with its health at
+// that moment, the baseline the rollout's health gates compare what it
+// reports afterwards with (Activations). From the installs it
 // computes the number the SOC sells: for a release and a tenant, how long
 // after publication each share of the tenant's agents was protected (time
 // to protect, p50/p99/100%).
@@ -10,7 +12,8 @@
 // reaching all of them within a second must not queue on SQLite) and
 // written behind to the state database in tables named fleet_*, in one
 // transaction per flush. A crash loses at most the last flush interval of
-// heartbeats and installs; enrollments are written through.
+// heartbeats, installs and health baselines; enrollments are written
+// through.
 //
 // It imports no other Mamori package: the API authenticates agents and
 // calls in; the update server reads ring assignments from here.

@@ -39,8 +39,12 @@ type Info struct {
 	Version  string `json:"version"`
 }
 
-// Health is an agent's account of itself since its last update: what ring
-// health gates judge a release by.
+// Health is an agent's account of itself: what the rollout's health gates
+// judge a release by. The counters are cumulative since the agent process
+// started (a restart resets them, which the gates recognise as a counter
+// going down); ScanCPUMillis is the mean over those same Scans. The gates
+// compare what changed since an agent made a release active with the
+// snapshot taken then (see Activations).
 type Health struct {
 	ScanErrors     int64   `json:"scan_errors"`
 	EngineRestarts int64   `json:"engine_restarts"`
@@ -48,7 +52,9 @@ type Health struct {
 	ScanCPUMillis  float64 `json:"scan_cpu_ms"` // mean CPU time per scan
 	Detections     int64   `json:"detections"`
 	CleanHits      int64   `json:"clean_hits"` // detections on known-clean files: false positives
-	SelfTestFailed bool    `json:"self_test_failed"`
+	// SelfTestFailed: the engine's self-test (EICAR found, known-clean
+	// files clean) failed on the last load.
+	SelfTestFailed bool `json:"self_test_failed"`
 }
 
 // Install is one release's state on an agent.
@@ -69,7 +75,8 @@ type Agent struct {
 	EnrolledAt time.Time          `json:"enrolled_at"`
 	LastSeen   time.Time          `json:"last_seen"`
 	Health     Health             `json:"health"`
-	Active     map[string]Install `json:"active"` // channel → the release in use
+	HealthAt   time.Time          `json:"health_at,omitzero"` // when the server received Health (zero: not since it started)
+	Active     map[string]Install `json:"active"`             // channel → the release in use
 }
 
 // Options configure a Fleet.
@@ -89,10 +96,27 @@ type Fleet struct {
 	byHash map[[32]byte]string // credential hash → agent id
 	// acts holds, per release, when each agent made it active (the first
 	// report counts); fails which agents refused it.
-	acts    map[relKey]map[string]time.Time
-	fails   map[relKey]map[string]bool
-	dirty   map[string]bool
-	pending []pendingInstall
+	acts  map[relKey]map[string]time.Time
+	fails map[relKey]map[string]bool
+	// base holds, per agent and channel, its health when it made its
+	// active release active: the baseline of the health gates. failedAt is
+	// when each agent last reported a refusal (server time).
+	base     map[baseKey]baseline
+	failedAt map[string]time.Time
+	dirty    map[string]bool
+	dirtyB   map[baseKey]bool
+	pending  []pendingInstall
+}
+
+type baseKey struct {
+	agent, channel string
+}
+
+// baseline is an agent's health when it activated version, received at.
+type baseline struct {
+	version uint64
+	health  Health
+	at      time.Time
 }
 
 type relKey struct {
@@ -125,11 +149,20 @@ CREATE TABLE IF NOT EXISTS fleet_installs (
 	at_ms INTEGER NOT NULL,
 	error TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (agent_id, channel, version, status)
+);
+CREATE TABLE IF NOT EXISTS fleet_baselines (
+	agent_id TEXT NOT NULL,
+	channel TEXT NOT NULL,
+	version INTEGER NOT NULL,
+	health TEXT NOT NULL,
+	at_ms INTEGER NOT NULL,
+	PRIMARY KEY (agent_id, channel)
 );`
 
 // Open loads the registry from db (creating its tables).
 func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
-	f := &Fleet{db: db, now: o.Now, log: o.Logger, agents: map[string]*Agent{}, byHash: map[[32]byte]string{}, acts: map[relKey]map[string]time.Time{}, fails: map[relKey]map[string]bool{}, dirty: map[string]bool{}}
+	f := &Fleet{db: db, now: o.Now, log: o.Logger, agents: map[string]*Agent{}, byHash: map[[32]byte]string{}, acts: map[relKey]map[string]time.Time{}, fails: map[relKey]map[string]bool{},
+		base: map[baseKey]baseline{}, failedAt: map[string]time.Time{}, dirty: map[string]bool{}, dirtyB: map[baseKey]bool{}}
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -179,7 +212,37 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
 		in.At = time.UnixMilli(at).UTC()
 		f.apply(id, in)
 	}
-	return f, irows.Err()
+	if err := irows.Err(); err != nil {
+		return nil, fmt.Errorf("load installs: %w", err)
+	}
+	if err := f.loadBaselines(ctx); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *Fleet) loadBaselines(ctx context.Context) error {
+	rows, err := f.db.QueryContext(ctx, `SELECT agent_id, channel, version, health, at_ms FROM fleet_baselines`)
+	if err != nil {
+		return fmt.Errorf("load health baselines: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k baseKey
+		var b baseline
+		var health string
+		var at int64
+		if err := rows.Scan(&k.agent, &k.channel, &b.version, &health, &at); err != nil {
+			return fmt.Errorf("load health baselines: %w", err)
+		}
+		if _, ok := f.agents[k.agent]; !ok {
+			continue
+		}
+		_ = json.Unmarshal([]byte(health), &b.health)
+		b.at = time.UnixMilli(at).UTC()
+		f.base[k] = b
+	}
+	return rows.Err()
 }
 
 // ringOf places an agent id in 0–99, uniformly and stably.
@@ -236,6 +299,13 @@ func (f *Fleet) Remove(ctx context.Context, id string) error {
 	_, ok := f.agents[id]
 	delete(f.agents, id)
 	delete(f.dirty, id)
+	delete(f.failedAt, id)
+	for k := range f.base {
+		if k.agent == id {
+			delete(f.base, k)
+			delete(f.dirtyB, k)
+		}
+	}
 	for h, x := range f.byHash {
 		if x == id {
 			delete(f.byHash, h)
@@ -246,6 +316,9 @@ func (f *Fleet) Remove(ctx context.Context, id string) error {
 		return ErrNotFound
 	}
 	if _, err := f.db.ExecContext(ctx, `DELETE FROM fleet_agents WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("remove agent: %w", err)
+	}
+	if _, err := f.db.ExecContext(ctx, `DELETE FROM fleet_baselines WHERE agent_id = ?`, id); err != nil {
 		return fmt.Errorf("remove agent: %w", err)
 	}
 	return nil
@@ -259,7 +332,8 @@ func (f *Fleet) Heartbeat(id string, info Info, h Health) error {
 	if !ok {
 		return ErrNotFound
 	}
-	a.Info, a.Health, a.LastSeen = info, h, f.now().UTC()
+	now := f.now().UTC()
+	a.Info, a.Health, a.LastSeen, a.HealthAt = info, h, now, now
 	f.dirty[id] = true
 	return nil
 }
@@ -284,8 +358,20 @@ func (f *Fleet) Report(id string, in Install) error {
 	if !ok {
 		return ErrNotFound
 	}
-	a.LastSeen = f.now().UTC()
+	now := f.now().UTC()
+	a.LastSeen = now
 	f.dirty[id] = true
+	switch k := (baseKey{id, in.Channel}); in.Status {
+	case StatusActive:
+		// The health reported so far is the baseline a newly active
+		// release is judged against; a repeated report keeps the first.
+		if b, ok := f.base[k]; !ok || b.version != in.Version || a.Active[in.Channel].Version != in.Version {
+			f.base[k] = baseline{version: in.Version, health: a.Health, at: now}
+			f.dirtyB[k] = true
+		}
+	case StatusFailed:
+		f.failedAt[id] = now
+	}
 	f.apply(id, in)
 	f.pending = append(f.pending, pendingInstall{id, in})
 	return nil
@@ -360,6 +446,76 @@ func (a *Agent) clone() Agent {
 	return c
 }
 
+// Activation is one agent's health around its activation of a release:
+// the baseline the rollout's health gates compare with, and the latest.
+type Activation struct {
+	Agent  string    `json:"agent"`
+	Tenant string    `json:"tenant"`
+	At     time.Time `json:"at"`     // when the server received the active report
+	Before Health    `json:"before"` // the last health reported before that
+	After  Health    `json:"after"`  // the last health reported
+	// AfterAt is when After arrived; not after At: nothing reported since
+	// the activation (or since the server started) yet.
+	AfterAt time.Time `json:"after_at"`
+	// FailedAt is when the agent last refused a release (any channel);
+	// a refusal after At explains a failed self-test in After.
+	FailedAt time.Time `json:"failed_at,omitzero"`
+}
+
+// Activations returns the agents that have release (channel, version)
+// active and a health baseline for it, by agent id.
+func (f *Fleet) Activations(channel string, version uint64) []Activation {
+	f.mu.RLock()
+	var out []Activation
+	for id, a := range f.agents {
+		if a.Active[channel].Version != version {
+			continue
+		}
+		b, ok := f.base[baseKey{id, channel}]
+		if !ok || b.version != version {
+			continue // active before baselines were kept
+		}
+		out = append(out, Activation{Agent: id, Tenant: a.Tenant, At: b.at, Before: b.health, After: a.Health, AfterAt: a.HealthAt, FailedAt: f.failedAt[id]})
+	}
+	f.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Agent < out[j].Agent })
+	return out
+}
+
+// Reached returns the enrolled agents that reported on release (channel,
+// version): made it active at some point, or refused it.
+func (f *Fleet) Reached(channel string, version uint64) []string {
+	k := relKey{channel, version}
+	f.mu.RLock()
+	var out []string
+	for id := range f.acts[k] {
+		if _, ok := f.agents[id]; ok {
+			out = append(out, id)
+		}
+	}
+	for id := range f.fails[k] {
+		if _, active := f.acts[k][id]; !active {
+			if _, ok := f.agents[id]; ok {
+				out = append(out, id)
+			}
+		}
+	}
+	f.mu.RUnlock()
+	slices.Sort(out)
+	return out
+}
+
+// Tenant returns the tenant of agent id.
+func (f *Fleet) Tenant(id string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a, ok := f.agents[id]
+	if !ok {
+		return "", false
+	}
+	return a.Tenant, true
+}
+
 // Protection is the time to protect of one release for one tenant.
 type Protection struct {
 	Tenant      string    `json:"tenant"`
@@ -425,12 +581,18 @@ func (f *Fleet) Flush(ctx context.Context) error {
 		}
 	}
 	pending := f.pending
-	f.dirty, f.pending = map[string]bool{}, nil
+	bases := make(map[baseKey]baseline, len(f.dirtyB))
+	for k := range f.dirtyB {
+		if b, ok := f.base[k]; ok {
+			bases[k] = b
+		}
+	}
+	f.dirty, f.dirtyB, f.pending = map[string]bool{}, map[baseKey]bool{}, nil
 	f.mu.Unlock()
-	if len(dirty) == 0 && len(pending) == 0 {
+	if len(dirty) == 0 && len(pending) == 0 && len(bases) == 0 {
 		return nil
 	}
-	err := f.write(ctx, dirty, pending)
+	err := f.write(ctx, dirty, pending, bases)
 	if err != nil {
 		// Keep them for the next flush.
 		f.mu.Lock()
@@ -439,13 +601,18 @@ func (f *Fleet) Flush(ctx context.Context) error {
 				f.dirty[a.ID] = true
 			}
 		}
+		for k := range bases {
+			if _, ok := f.base[k]; ok {
+				f.dirtyB[k] = true
+			}
+		}
 		f.pending = append(pending, f.pending...)
 		f.mu.Unlock()
 	}
 	return err
 }
 
-func (f *Fleet) write(ctx context.Context, dirty []Agent, pending []pendingInstall) error {
+func (f *Fleet) write(ctx context.Context, dirty []Agent, pending []pendingInstall, bases map[baseKey]baseline) error {
 	tx, err := f.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("fleet flush: %w", err)
@@ -462,6 +629,13 @@ func (f *Fleet) write(ctx context.Context, dirty []Agent, pending []pendingInsta
 	for _, p := range pending {
 		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fleet_installs(agent_id, channel, version, status, at_ms, error) VALUES (?,?,?,?,?,?)`,
 			p.agent, p.in.Channel, p.in.Version, p.in.Status, p.in.At.UnixMilli(), p.in.Error); err != nil {
+			return fmt.Errorf("fleet flush: %w", err)
+		}
+	}
+	for k, b := range bases {
+		health, _ := json.Marshal(b.health)
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fleet_baselines(agent_id, channel, version, health, at_ms) VALUES (?,?,?,?,?)`,
+			k.agent, k.channel, b.version, string(health), b.at.UnixMilli()); err != nil {
 			return fmt.Errorf("fleet flush: %w", err)
 		}
 	}

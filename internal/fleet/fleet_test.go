@@ -138,3 +138,63 @@ func TestReportErrors(t *testing.T) {
 		t.Errorf("active after rollback: %+v", got.Active)
 	}
 }
+
+// TestActivationBaselines: the health an agent reported before activating
+// a release is kept as its baseline (a repeated report keeps the first),
+// survives a reopen, and only agents with the release active are listed.
+func TestActivationBaselines(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.db")
+	clock := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+	f, db := openFleet(t, path, now)
+	a, _, _ := f.Enroll(ctx, "acme", Info{})
+	b, _, _ := f.Enroll(ctx, "acme", Info{})
+	before := Health{Scans: 10, ScanCPUMillis: 2}
+	_ = f.Heartbeat(a.ID, Info{}, before)
+	clock = clock.Add(time.Second)
+	_ = f.Report(a.ID, Install{Channel: "main", Version: 2, Status: StatusActive})
+	at := clock
+	clock = clock.Add(time.Second)
+	after := Health{Scans: 30, ScanCPUMillis: 3, CleanHits: 1}
+	_ = f.Heartbeat(a.ID, Info{}, after)
+	_ = f.Report(a.ID, Install{Channel: "main", Version: 2, Status: StatusActive}) // repeated: keeps the baseline
+	_ = f.Report(b.ID, Install{Channel: "main", Version: 2, Status: StatusFailed})
+	check := func(f *Fleet, afterAt time.Time) {
+		t.Helper()
+		acts := f.Activations("main", 2)
+		if len(acts) != 1 {
+			t.Fatalf("activations %+v", acts)
+		}
+		x := acts[0]
+		if x.Agent != a.ID || x.Tenant != "acme" || x.Before != before || x.After != after || !x.At.Equal(at) || !x.AfterAt.Equal(afterAt) {
+			t.Errorf("activation %+v", x)
+		}
+		if got := f.Reached("main", 2); len(got) != 2 {
+			t.Errorf("reached %v", got)
+		}
+		if len(f.Activations("main", 1)) != 0 || len(f.Activations("bandage", 2)) != 0 {
+			t.Error("activations of another release")
+		}
+	}
+	check(f, clock)
+	if err := f.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	f2, db2 := openFleet(t, path, now)
+	defer db2.Close()
+	check(f2, time.Time{}) // nothing heard since the restart
+	// A new release made active takes a new baseline.
+	clock = clock.Add(time.Second)
+	_ = f2.Report(a.ID, Install{Channel: "main", Version: 3, Status: StatusActive})
+	if acts := f2.Activations("main", 3); len(acts) != 1 || acts[0].Before != after || !acts[0].At.Equal(clock) {
+		t.Errorf("new baseline %+v", acts)
+	}
+	if err := f2.Remove(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if acts := f2.Activations("main", 3); len(acts) != 0 {
+		t.Errorf("removed agent listed %+v", acts)
+	}
+}

@@ -1,26 +1,9 @@
-// Package rollout owns how a pattern release reaches the fleet: in rings
-// (by default 1 % → 10 % → 50 % → 100 % of a channel's agents), advancing
-// only after a soak time in which no agent of the rings reached so far
-// refused the release (verification, load or self-test failure: what a
-// poison pattern looks like from the fleet), and halting with an automatic
-// rollback — a new release carrying the last good content, sent to every
-// agent at once — at the first refusal. Exact-hash bandages take the fast
-// lane (straight to 100 %): the server already refused any hash of a
-// known-clean file and a hash cannot cost CPU.
-//
-// Agents learn what they may install from Desired (the API serves it at
-// GET /api/v1/agent/desired); the controller nudges them after each stage
-// change by re-signing the timestamp, which the push stream delivers.
-// Releases published through Controller.Publish are gated from the moment
-// their timestamp is pushed.
-//
-// State is in memory: a restarted server resumes the latest release of
-// each channel at 100 % (the conservative choice would hold it; see
-// docs/AGENT.md).
 package rollout
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -37,12 +20,25 @@ const (
 	StateRolling = "rolling"
 	StateDone    = "done"
 	StateHalted  = "halted"
+	// StateSuperseded: a newer release of the channel started before this
+	// one reached 100 %; the agents it reached may keep it only under a pin.
+	StateSuperseded = "superseded"
+)
+
+// Sentinel errors.
+var (
+	ErrInvalidPolicy  = errors.New("invalid policy")
+	ErrUnknownVersion = errors.New("no such release")
+	ErrRolledBack     = errors.New("release was rolled back")
 )
 
 // Options configure a Controller.
 type Options struct {
 	Stages []int         // percentages, ascending, ending at 100 (default 1, 10, 50, 100)
 	Soak   time.Duration // time in a stage before advancing (default 10 min)
+	// Gates are the health gates (nil: DefaultGates; a zero Gates judges
+	// refusals only).
+	Gates  *Gates
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -65,22 +61,32 @@ type Rollout struct {
 	admitted map[string]bool
 }
 
-// Publisher publishes a rollback (update.Repo).
+// Publisher publishes a rollback and lists releases (update.Repo).
 type Publisher interface {
 	Publish(ctx context.Context, channel string, recs update.Records, opts update.PublishOptions) (update.Release, error)
 	RefreshTimestamp(ctx context.Context) error
+	Releases(channel string) []update.Release
 }
 
 // Controller runs rollouts. Safe for concurrent use.
 type Controller struct {
+	db    *sql.DB
 	fleet *fleet.Fleet
 	pub   Publisher
 	o     Options
+	gates Gates
 
 	mu   sync.Mutex
 	cur  map[string]*Rollout // channel → the latest release's rollout
-	all  map[string]*Rollout // "channel/version" → every rollout since start
+	all  map[string]*Rollout // "channel/version" → every rollout kept
 	good map[string]uint64   // channel → the last version that reached 100 %
+	// policies: tenant → channel → policy (latest is not stored).
+	policies map[string]map[string]Policy
+	// hist caches each channel's release history for the policies;
+	// dropped at every publish and halt.
+	hist map[string]*history
+	// lastTick is when Tick last looked for delays that ran out.
+	lastTick time.Time
 	// rank orders the agents by ring (then id), rebuilt at most every
 	// rankTTL: thousands of agents ask at once after a nudge.
 	rank   map[string]int
@@ -89,8 +95,9 @@ type Controller struct {
 
 const rankTTL = 2 * time.Second
 
-// New returns a controller.
-func New(fl *fleet.Fleet, pub Publisher, o Options) *Controller {
+// Open returns a controller whose rollouts and policies live in db
+// (creating its tables), resuming those kept there.
+func Open(ctx context.Context, db *sql.DB, fl *fleet.Fleet, pub Publisher, o Options) (*Controller, error) {
 	if len(o.Stages) == 0 {
 		o.Stages = []int{1, 10, 50, 100}
 	}
@@ -103,7 +110,16 @@ func New(fl *fleet.Fleet, pub Publisher, o Options) *Controller {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Controller{fleet: fl, pub: pub, o: o, cur: map[string]*Rollout{}, all: map[string]*Rollout{}, good: map[string]uint64{}}
+	c := &Controller{db: db, fleet: fl, pub: pub, o: o, gates: DefaultGates(),
+		cur: map[string]*Rollout{}, all: map[string]*Rollout{}, good: map[string]uint64{},
+		policies: map[string]map[string]Policy{}, hist: map[string]*history{}, lastTick: o.Now()}
+	if o.Gates != nil {
+		c.gates = *o.Gates
+	}
+	if err := c.load(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // Publish publishes a release through the repository and starts its
@@ -115,6 +131,10 @@ func New(fl *fleet.Fleet, pub Publisher, o Options) *Controller {
 func (c *Controller) Publish(ctx context.Context, channel string, recs update.Records, opts update.PublishOptions, fastLane bool) (update.Release, Rollout, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var last uint64
+	if rels := c.pub.Releases(channel); len(rels) > 0 {
+		last = rels[len(rels)-1].Version
+	}
 	rel, err := c.pub.Publish(ctx, channel, recs, opts)
 	if err != nil {
 		return rel, Rollout{}, err
@@ -122,14 +142,25 @@ func (c *Controller) Publish(ctx context.Context, channel string, recs update.Re
 	if prev := c.all[key(rel.Channel, rel.Version)]; prev != nil {
 		return rel, *prev, nil // identical content: the repository returned the existing release
 	}
-	return rel, c.started(rel, fastLane), nil
+	if rel.Version <= last {
+		// Identical content to a release published before rollouts were
+		// kept: it is out already, starting its rings now would hold
+		// agents back.
+		return rel, Rollout{Channel: rel.Channel, Version: rel.Version, Stage: len(c.o.Stages) - 1, Percent: 100, State: StateDone}, nil
+	}
+	return rel, c.started(context.WithoutCancel(ctx), rel, fastLane), nil
 }
 
 func key(channel string, version uint64) string { return fmt.Sprintf("%s/%d", channel, version) }
 
 // started registers a release's rollout; c.mu held.
-func (c *Controller) started(rel update.Release, fastLane bool) Rollout {
-	r := &Rollout{Channel: rel.Channel, Version: rel.Version, Base: c.good[rel.Channel], StageAt: c.o.Now(), State: StateRolling,
+func (c *Controller) started(ctx context.Context, rel update.Release, fastLane bool) Rollout {
+	delete(c.hist, rel.Channel)
+	if prev := c.cur[rel.Channel]; prev != nil && prev.State == StateRolling {
+		prev.State, prev.Reason = StateSuperseded, fmt.Sprintf("superseded by version %d at the %d %% stage", rel.Version, prev.Percent)
+		c.save(ctx, prev)
+	}
+	r := &Rollout{Channel: rel.Channel, Version: rel.Version, Base: c.good[rel.Channel], StageAt: c.o.Now().UTC(), State: StateRolling,
 		FastLane: fastLane, admitted: map[string]bool{}}
 	if fastLane {
 		r.Stage = len(c.o.Stages) - 1
@@ -141,10 +172,11 @@ func (c *Controller) started(rel update.Release, fastLane bool) Rollout {
 	}
 	c.cur[rel.Channel] = r
 	c.all[key(rel.Channel, rel.Version)] = r
+	c.save(ctx, r)
 	return *r
 }
 
-// Get returns the rollout of a release published since the server started.
+// Get returns the rollout of a release.
 func (c *Controller) Get(channel string, version uint64) (Rollout, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -155,25 +187,58 @@ func (c *Controller) Get(channel string, version uint64) (Rollout, bool) {
 	return *r, true
 }
 
-// Desired returns, per channel under a rollout, the version agent id may
-// have active: the release when the agent is in the rings reached, else
-// the base (0: nothing yet). Channels absent from the map follow the latest.
+// Desired returns, per channel under a rollout or a policy of the agent's
+// tenant, the version agent id may have active (0: none yet, keep what it
+// has). Channels absent from the map follow the latest.
+//
+// The ring decision is the release when the agent is in the rings
+// reached, else the base. A policy then picks among the versions the rings
+// have let this agent have (see decide): version numbers do not order
+// content once rollbacks exist, so "the lesser of ring and policy" is
+// computed on what the rings allow rather than on the numbers alone.
 func (c *Controller) Desired(id string) map[string]uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := map[string]uint64{}
 	for ch, r := range c.cur {
-		if r.State == StateDone {
-			continue
-		}
-		if r.State == StateRolling && (r.admitted[id] || c.inRings(id, r.Percent)) {
+		switch {
+		case r.State == StateDone:
+		case r.State == StateRolling && (r.admitted[id] || c.inRings(id, r.Percent)):
 			r.admitted[id] = true
 			out[ch] = r.Version
-		} else {
+		default:
 			out[ch] = r.Base
 		}
 	}
+	if len(c.policies) == 0 {
+		return out
+	}
+	a, ok := c.fleet.Get(id)
+	if !ok {
+		return out
+	}
+	for ch, p := range c.policies[a.Tenant] {
+		ring, gated := out[ch]
+		out[ch] = c.decide(id, a.Active[ch].Version, ch, p, ring, gated)
+	}
 	return out
+}
+
+// allows reports whether the rings let agent id have version v of ch
+// ("" asks for an agent no ring has reached).
+func (c *Controller) allows(id, ch string, v uint64) bool {
+	r := c.all[key(ch, v)]
+	switch {
+	case r == nil:
+		return true // published before rollouts were kept
+	case r.State == StateDone:
+		return true
+	case r.admitted[id]:
+		return true // rolling, or halted or superseded where it went already
+	case r.State == StateRolling && c.cur[ch] == r && id != "":
+		return c.inRings(id, r.Percent)
+	}
+	return false
 }
 
 // inRings reports whether agent id is among the first pct % of all agents
@@ -203,7 +268,7 @@ func (c *Controller) inRings(id string, pct int) bool {
 // so. A halt publishes the base content as a new release to everyone.
 func (c *Controller) Tick(ctx context.Context) {
 	c.mu.Lock()
-	var nudge bool
+	nudge := c.delaysDue()
 	var halts []*Rollout
 	for _, r := range c.cur {
 		if r.State != StateRolling {
@@ -212,6 +277,12 @@ func (c *Controller) Tick(ctx context.Context) {
 		p := c.fleet.Protection("", r.Channel, r.Version, time.Time{})
 		if p.Failed > 0 {
 			r.State, r.Reason = StateHalted, fmt.Sprintf("%d agents refused the release at the %d %% stage", p.Failed, r.Percent)
+		} else if reason, ok := c.breach(r); ok {
+			r.State, r.Reason = StateHalted, reason
+		}
+		if r.State == StateHalted {
+			delete(c.hist, r.Channel)
+			c.save(ctx, r)
 			halts = append(halts, r)
 			continue
 		}
@@ -224,11 +295,12 @@ func (c *Controller) Tick(ctx context.Context) {
 			continue
 		}
 		r.Stage++
-		r.Percent, r.StageAt, nudge = c.o.Stages[r.Stage], c.o.Now(), true
+		r.Percent, r.StageAt, nudge = c.o.Stages[r.Stage], c.o.Now().UTC(), true
 		if r.Percent >= 100 {
 			r.State = StateDone
 			c.good[r.Channel] = r.Version
 		}
+		c.save(ctx, r)
 		c.o.Logger.Info("rollout advanced", "channel", r.Channel, "version", r.Version, "percent", r.Percent)
 	}
 	c.mu.Unlock()
@@ -245,6 +317,8 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		c.mu.Lock()
 		r.RolledBackTo = rel.Version
+		delete(c.hist, r.Channel)
+		c.save(ctx, r)
 		c.mu.Unlock()
 	}
 	if nudge {
@@ -252,6 +326,21 @@ func (c *Controller) Tick(ctx context.Context) {
 			c.o.Logger.Warn("nudge agents", "err", err)
 		}
 	}
+}
+
+// breach judges the health gates on every agent that has r active and
+// reported health since; c.mu held.
+func (c *Controller) breach(r *Rollout) (string, bool) {
+	for _, a := range c.fleet.Activations(r.Channel, r.Version) {
+		if !a.AfterAt.After(a.At) {
+			continue // nothing reported since the activation yet
+		}
+		if b, ok := c.gates.Judge(a.Before, a.After, a.FailedAt.After(a.At)); ok {
+			return fmt.Sprintf("health gate: agent %s (tenant %s) %s since activating the release, at the %d %% stage",
+				a.Agent, a.Tenant, b, r.Percent), true
+		}
+	}
+	return "", false
 }
 
 // Run ticks every interval until ctx ends.

@@ -3,6 +3,7 @@ package rollout
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -14,43 +15,94 @@ import (
 // fakeRepo numbers releases and counts nudges; Desired calls made from
 // its Publish (as agents do when the push arrives) must see the gate.
 type fakeRepo struct {
-	versions map[string]uint64
-	nudges   int
-	during   func()
+	rels   map[string][]update.Release
+	now    func() time.Time
+	nudges int
+	during func()
+}
+
+func newFakeRepo(now func() time.Time) *fakeRepo {
+	return &fakeRepo{rels: map[string][]update.Release{}, now: now}
 }
 
 func (f *fakeRepo) Publish(_ context.Context, ch string, _ update.Records, o update.PublishOptions) (update.Release, error) {
-	f.versions[ch]++
+	rel := update.Release{Channel: ch, Version: uint64(len(f.rels[ch]) + 1), RollbackOf: o.RollbackTo, PublishedAt: f.now()}
+	f.rels[ch] = append(f.rels[ch], rel)
 	if f.during != nil {
 		f.during()
 	}
-	return update.Release{Channel: ch, Version: f.versions[ch], RollbackOf: o.RollbackTo}, nil
+	return rel, nil
 }
 
 func (f *fakeRepo) RefreshTimestamp(context.Context) error { f.nudges++; return nil }
 
-func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
-	ctx := context.Background()
-	db, err := state.Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	fl, err := fleet.Open(ctx, db.SQL(), fleet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for range 20 {
-		a, _, err := fl.Enroll(ctx, "acme", fleet.Info{})
+func (f *fakeRepo) Releases(ch string) []update.Release { return slices.Clone(f.rels[ch]) }
+
+func (f *fakeRepo) latest(ch string) uint64 { return uint64(len(f.rels[ch])) }
+
+// env is a state database with a fleet of agents of tenants acme (n) and
+// other (m).
+type env struct {
+	ctx  context.Context
+	path string
+	db   *state.DB
+	fl   *fleet.Fleet
+	ids  []string // acme's, then other's
+	now  time.Time
+	repo *fakeRepo
+}
+
+func newEnv(t *testing.T, acme, other int) *env {
+	t.Helper()
+	e := &env{ctx: context.Background(), path: filepath.Join(t.TempDir(), "s.db"), now: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)}
+	e.repo = newFakeRepo(func() time.Time { return e.now })
+	e.open(t)
+	for i := range acme + other {
+		tenant := "acme"
+		if i >= acme {
+			tenant = "other"
+		}
+		a, _, err := e.fl.Enroll(e.ctx, tenant, fleet.Info{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, a.ID)
+		e.ids = append(e.ids, a.ID)
 	}
-	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-	repo := &fakeRepo{versions: map[string]uint64{}}
-	c := New(fl, repo, Options{Stages: []int{5, 50, 100}, Soak: time.Minute, Now: func() time.Time { return now }})
+	return e
+}
+
+// open (re)opens the database and the fleet, as a restarted server does.
+func (e *env) open(t *testing.T) {
+	t.Helper()
+	db, err := state.Open(e.ctx, e.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	fl, err := fleet.Open(e.ctx, db.SQL(), fleet.Options{Now: func() time.Time { return e.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.db, e.fl = db, fl
+}
+
+func (e *env) controller(t *testing.T, o Options) *Controller {
+	t.Helper()
+	o.Now = func() time.Time { return e.now }
+	if o.Stages == nil {
+		o.Stages, o.Soak = []int{5, 50, 100}, time.Minute
+	}
+	c, err := Open(e.ctx, e.db.SQL(), e.fl, e.repo, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
+	e := newEnv(t, 20, 0)
+	ctx, fl, ids, repo := e.ctx, e.fl, e.ids, e.repo
+	c := e.controller(t, Options{})
 	allowed := func(ch string, v uint64) (n int) {
 		for _, id := range ids {
 			if want, gated := c.Desired(id)[ch]; !gated || want == v {
@@ -63,7 +115,7 @@ func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
 		k := 0
 		for _, id := range ids {
 			if want, gated := c.Desired(id)[ch]; (!gated || want == v) && k < n {
-				_ = fl.Report(id, fleet.Install{Channel: ch, Version: v, Status: status, At: now})
+				_ = fl.Report(id, fleet.Install{Channel: ch, Version: v, Status: status, At: e.now})
 				k++
 			}
 		}
@@ -88,7 +140,7 @@ func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
 	if r, _ := c.Get("main", 1); r.Percent != 5 {
 		t.Fatal("advanced before the soak")
 	}
-	now = now.Add(2 * time.Minute)
+	e.now = e.now.Add(2 * time.Minute)
 	c.Tick(ctx)
 	if r, _ := c.Get("main", 1); r.Percent != 5 {
 		t.Fatal("advanced while the canary had not reported")
@@ -99,7 +151,7 @@ func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
 		t.Fatalf("stage 2: %+v allowed %d nudges %d", r, allowed("main", 1), repo.nudges)
 	}
 	report("main", 1, fleet.StatusActive, 10)
-	now = now.Add(2 * time.Minute)
+	e.now = e.now.Add(2 * time.Minute)
 	c.Tick(ctx)
 	if r, _ := c.Get("main", 1); r.State != StateDone || allowed("main", 1) != 20 {
 		t.Fatalf("done: %+v", r)
@@ -115,7 +167,7 @@ func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
 	c.Tick(ctx)
 	r2, _ := c.Get("main", 2)
 	r3, _ := c.Get("main", 3)
-	if r2.State != StateHalted || r2.RolledBackTo != 3 || r3.State != StateDone || !r3.FastLane || repo.versions["main"] != 3 {
+	if r2.State != StateHalted || r2.RolledBackTo != 3 || r3.State != StateDone || !r3.FastLane || repo.latest("main") != 3 {
 		t.Fatalf("halt: %+v / %+v", r2, r3)
 	}
 	if allowed("main", 3) != 20 {

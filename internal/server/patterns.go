@@ -84,8 +84,12 @@ func openPatterns(ctx context.Context, cfg config.Config, st *state.DB, log *slo
 	if err != nil {
 		return nil, err
 	}
-	p := &patterns{fleet: fl, repo: repo, handler: update.Handler(repo), done: make(chan struct{}),
-		rollouts: rollout.New(fl, repo, rollout.Options{Stages: stages, Soak: cfg.Patterns.Soak.D(), Logger: log})}
+	gates := gatesOf(cfg.Patterns.Gates)
+	ro, err := rollout.Open(ctx, st.SQL(), fl, repo, rollout.Options{Stages: stages, Soak: cfg.Patterns.Soak.D(), Gates: &gates, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	p := &patterns{fleet: fl, repo: repo, handler: update.Handler(repo), done: make(chan struct{}), rollouts: ro}
 	if p.knownClean, err = hashKnownClean(cfg.Patterns.KnownClean); err != nil {
 		return nil, err
 	}
@@ -144,6 +148,16 @@ func parseRings(s string) ([]int, error) {
 		return nil, fmt.Errorf("%w: patterns.rings %q must end at 100", config.ErrInvalid, s)
 	}
 	return out, nil
+}
+
+// gatesOf turns patterns.gates into the rollout's health gates; disabled,
+// a rollout halts on refusals only.
+func gatesOf(g config.GatesConfig) rollout.Gates {
+	if !g.Enabled {
+		return rollout.Gates{}
+	}
+	return rollout.Gates{CleanHits: int64(g.CleanHits), EngineRestarts: int64(g.EngineRestarts), ScanErrorRate: g.ScanErrorRate,
+		CPUFactor: g.CPUFactor, CPUFloorMillis: float64(g.CPUFloor.D()) / float64(time.Millisecond), MinScans: int64(g.MinScans), SelfTest: g.SelfTest}
 }
 
 // isKnownClean is the API's bandage guard.

@@ -30,6 +30,10 @@ func DefaultProtected() []string {
 	}
 }
 
+// IsProtected reports whether path may not be removed (quarantined,
+// unlinked) by anyone, and the protected entry that says so.
+func (r *Runner) IsProtected(path string) (string, bool) { return r.isProtected(path) }
+
 // isProtected reports whether path may not be removed, and the protected
 // entry that says so. The path is checked as given and with its parent's
 // symbolic links resolved, so /tmp/link/passwd with /tmp/link -> /etc is
