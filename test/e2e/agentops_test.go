@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -117,5 +118,83 @@ func TestAgentShipsLogs(t *testing.T) {
 	e.mamori(t, "tenant", "add", "globex")
 	if r, _ := e.s.search(marker, url.Values{"tenant": {"globex"}, "limit": {"0"}}); r.Total != 0 {
 		t.Errorf("another tenant sees %d of the agent's events", r.Total)
+	}
+}
+
+// TestQuarantineSampleBandageLoop: the malware lab's loop with the real
+// server and agent. An analyst quarantines a suspicious file on an
+// endpoint (it leaves the disk, kept encrypted), has the agent upload it
+// to the lab (visible to its tenant only), makes an exact-hash bandage of
+// it, which reaches the agent as a signed release; a restore puts the file
+// back byte for byte. A path the agent protects is refused.
+func TestQuarantineSampleBandageLoop(t *testing.T) {
+	e := startAgentEnv(t)
+	s := e.s
+	victim := filepath.Join(t.TempDir(), "invoice.pdf.exe")
+	payload := fmt.Sprintf("MZ not really a PE, a dropper stand-in %d\n", time.Now().UnixNano())
+	writeFile(t, victim, payload)
+
+	c := s.issue(t, e.id, "quarantine", fmt.Sprintf(`{"path":%q,"reason":"INC-7"}`, victim))
+	if c.State != "done" {
+		t.Fatalf("quarantine: %+v", c)
+	}
+	var entry struct {
+		ID     string `json:"id"`
+		SHA256 string `json:"sha256"`
+	}
+	if err := json.Unmarshal(c.Result, &entry); err != nil || entry.ID == "" {
+		t.Fatalf("quarantine result %s", c.Result)
+	}
+	if _, err := os.Stat(victim); !os.IsNotExist(err) {
+		t.Fatalf("quarantined file still on disk: %v", err)
+	}
+	if c := s.issue(t, e.id, "quarantine", `{"path":"/bin/sh"}`); c.State != "failed" || !strings.Contains(c.Error, "protected") {
+		t.Errorf("quarantine of /bin/sh: %+v", c)
+	}
+
+	c = s.issue(t, e.id, "upload_sample", fmt.Sprintf(`{"id":%q}`, entry.ID))
+	if c.State != "done" {
+		t.Fatalf("upload: %+v", c)
+	}
+	var smp struct {
+		SHA256    string `json:"sha256"`
+		Size      int    `json:"size"`
+		Sightings []struct {
+			Agent, Name string
+		} `json:"sightings"`
+	}
+	if code, err := s.api("GET", "/api/v1/samples/"+entry.SHA256, e.readTok, nil, &smp); err != nil || code != 200 || smp.Size != len(payload) || len(smp.Sightings) != 1 || smp.Sightings[0].Name != victim {
+		t.Fatalf("sample as acme sees it: %d %v %+v", code, err, smp)
+	}
+	e.mamori(t, "tenant", "add", "globex")
+	globexTok := e.mamori(t, "tenant", "token", "globex", "--kind", "read")
+	if code, _ := s.api("GET", "/api/v1/samples/"+entry.SHA256, globexTok, nil, nil); code != 404 {
+		t.Errorf("another tenant reads the sample: %d", code)
+	}
+	if code, _ := s.api("GET", "/api/v1/samples/"+entry.SHA256+"/content", e.readTok, nil, nil); code != 403 {
+		t.Errorf("a read token downloads the sample: %d", code)
+	}
+
+	var bandage struct {
+		Record  string `json:"record"`
+		Release struct {
+			Version int `json:"version"`
+		} `json:"release"`
+	}
+	code, err := s.api("POST", "/api/v1/samples/"+entry.SHA256+"/bandage", s.token, strings.NewReader(`{"name":"Bandage.Lab.Dropper"}`), &bandage)
+	if err != nil || code != 201 || !strings.Contains(bandage.Record, entry.SHA256) {
+		t.Fatalf("bandage: %d %v %+v", code, err, bandage)
+	}
+	s.waitStatus(t, "bandage", bandage.Release.Version, func(p protection) bool { return p.Active == 1 })
+	if code, _ := s.api("POST", "/api/v1/samples/"+entry.SHA256+"/bandage", s.token, strings.NewReader(`{"name":"Bandage.Lab.Dropper"}`), nil); code != 409 {
+		t.Errorf("the same bandage twice: %d", code)
+	}
+
+	c = s.issue(t, e.id, "restore", fmt.Sprintf(`{"id":%q}`, entry.ID))
+	if c.State != "done" {
+		t.Fatalf("restore: %+v", c)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != payload {
+		t.Fatalf("restored file: %v", err)
 	}
 }
