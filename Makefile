@@ -14,6 +14,7 @@ build:
 test: test-deps
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(GO) test -count=1 -timeout 20m -tags yara ./internal/pattern/yara/ ./cmd/...
 
 test-deps:
 	@bash scripts/test-deps.sh

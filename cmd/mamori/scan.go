@@ -7,19 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mamori-soc/mamori/internal/pattern"
+	"github.com/mamori-soc/mamori/internal/pattern/yara"
 )
 
-// scanLine is one JSON line of `mamori scan`: a detection, or a limit that
-// cut a scan short (kind "limit"), or a file that could not be read
-// (kind "error").
+// scanLine is one JSON line of `mamori scan`: a detection (kind "hash",
+// "body", "logical", or "yara" for a YARA rule), or a limit that cut a
+// scan short (kind "limit"), or a file that could not be read (kind
+// "error").
 type scanLine struct {
 	Path      string `json:"path"`
 	Container string `json:"container,omitempty"`
@@ -39,6 +44,7 @@ type scanSummary struct {
 	Limits     int     `json:"limits"`
 	Errors     int     `json:"errors"`
 	Signatures int     `json:"signatures"`
+	YARARules  int     `json:"yara_rules,omitempty"`
 	Warnings   int     `json:"warnings"`
 	LoadSecs   float64 `json:"load_seconds"`
 	ScanSecs   float64 `json:"scan_seconds"`
@@ -55,7 +61,9 @@ func newScanCmd() *cobra.Command {
 		Short: "Scan files and directories offline with pattern files",
 		Long: `Scan files and directories (recursively, inside zip, gzip, tar and mail
 attachments) with pattern files: ClamAV .hdb/.hsb/.ndb/.ldb and Mamori YAML,
-given by --patterns (files or directories; repeatable).
+given by --patterns (files or directories; repeatable). YARA rules (.yar,
+.yara) are run too when mamori is built with -tags yara (a file's own bytes
+only, not container members); otherwise they are reported as needing it.
 
 Prints one JSON line per detection ({"path","container","signature","kind",
 "offset"}), per limit that cut a scan short (kind "limit") and per
@@ -89,14 +97,19 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, paths, patterns []st
 	if err != nil {
 		return &exitError{code: exitUsage, err: fmt.Errorf("load patterns: %w", err)}
 	}
+	yr, warns, err := loadYARA(ctx, patterns, warns)
+	if err != nil {
+		return &exitError{code: exitUsage, err: fmt.Errorf("load YARA rules: %w", err)}
+	}
+	defer yr.Close()
 	if !quiet {
 		for _, w := range warns {
 			fmt.Fprintln(stderr, "warning:", w)
 		}
 	}
 	st := set.Stats()
-	sum := scanSummary{Summary: true, Signatures: st.Hash + st.Body + st.Logical, Warnings: len(warns), LoadSecs: time.Since(t0).Seconds()}
-	if sum.Signatures == 0 {
+	sum := scanSummary{Summary: true, Signatures: st.Hash + st.Body + st.Logical, YARARules: yr.Len(), Warnings: len(warns), LoadSecs: time.Since(t0).Seconds()}
+	if sum.Signatures == 0 && sum.YARARules == 0 {
 		return &exitError{code: exitUsage, err: errors.New("no usable signatures in --patterns")}
 	}
 	out := bufio.NewWriter(stdout)
@@ -134,6 +147,15 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, paths, patterns []st
 		}
 		return nil
 	}
+	scanFile := func(ctx context.Context, p string) pattern.FileResult {
+		dets, err := sc.ScanFile(ctx, p)
+		if yr != nil && err == nil {
+			var ydets []pattern.Detection
+			ydets, err = yr.ScanFile(ctx, p)
+			dets = append(dets, ydets...)
+		}
+		return pattern.FileResult{Path: p, Detections: dets, Err: err}
+	}
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
@@ -142,11 +164,13 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, paths, patterns []st
 			}
 			continue
 		}
-		if fi.IsDir() {
+		switch {
+		case fi.IsDir() && yr != nil:
+			err = walkFiles(ctx, p, workers, scanFile, report)
+		case fi.IsDir():
 			err = sc.Walk(ctx, p, workers, report)
-		} else {
-			dets, serr := sc.ScanFile(ctx, p)
-			err = report(pattern.FileResult{Path: p, Detections: dets, Err: serr})
+		default:
+			err = report(scanFile(ctx, p))
 		}
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
@@ -171,4 +195,100 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, paths, patterns []st
 		return &exitError{code: exitUsage}
 	}
 	return nil
+}
+
+// loadYARA compiles the YARA rule files among patterns when the engine is
+// built in (nil rules otherwise, or when there are none). pattern.Load has
+// reported those files as needing YARA; its warnings about them are then
+// replaced by the compiler's (files skipped, with file and line).
+func loadYARA(ctx context.Context, patterns []string, warns []pattern.Warning) (*yara.Rules, []pattern.Warning, error) {
+	if !yara.Built {
+		return nil, warns, nil
+	}
+	files, err := yara.RuleFiles(patterns...)
+	if err != nil || len(files) == 0 {
+		return nil, warns, err
+	}
+	rules, ywarns, err := yara.Compile(ctx, files, yara.Options{})
+	if err != nil {
+		return nil, warns, err
+	}
+	kept := warns[:0:0]
+	for _, w := range warns {
+		if !errors.Is(w, pattern.ErrNeedsYARA) {
+			kept = append(kept, w)
+		}
+	}
+	return rules, append(kept, ywarns...), nil
+}
+
+// walkFiles scans every regular file under root as pattern.Scanner.Walk
+// does (workers in parallel, fn called from one goroutine in completion
+// order, unreadable directories reported as results), with scan doing the
+// work for each file: Walk runs the pattern engine only, and YARA must see
+// the same files in the same workers.
+func walkFiles(ctx context.Context, root string, workers int, scan func(context.Context, string) pattern.FileResult, fn func(pattern.FileResult) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	workers = max(workers, 1)
+	paths := make(chan string, workers*4)
+	results := make(chan pattern.FileResult, workers*4)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(paths)
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				select {
+				case results <- pattern.FileResult{Path: p, Err: err}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			select {
+			case paths <- p:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+	for range workers {
+		wg.Go(func() {
+			for p := range paths {
+				r := scan(ctx, p)
+				if ctx.Err() != nil {
+					return
+				}
+				select {
+				case results <- r:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(results)
+	}()
+	var ferr error
+	for r := range results {
+		if ferr != nil {
+			continue // draining after a stop
+		}
+		if ferr = fn(r); ferr != nil {
+			cancel()
+		}
+	}
+	if ferr != nil {
+		return ferr
+	}
+	return ctx.Err()
 }

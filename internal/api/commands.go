@@ -160,15 +160,15 @@ func (s *Server) agentCommandOutcome(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// agentEvents is the agents' push stream (signed timestamps) with command
-// nudges on the same connection.
+// agentEvents is the agents' push stream (signed timestamps), which also
+// carries command nudges to the agent they are for.
 func (s *Server) agentEvents() http.Handler {
-	return update.Events(s.Releases, update.EventsOptions{Extra: func(r *http.Request) (<-chan struct{}, string, func()) {
-		if s.Commands == nil {
-			return nil, "", func() {}
-		}
+	es := update.NewEventStream(s.Releases, update.EventsOptions{Key: func(r *http.Request) string {
 		p, _ := PrincipalFrom(r.Context())
-		ch, stop := s.Commands.Watch(p.Name)
-		return ch, "commands", stop
+		return p.Name
 	}})
+	if s.Commands != nil {
+		s.Commands.OnIssue(func(agent string) { es.Nudge(agent, "commands") })
+	}
+	return es
 }

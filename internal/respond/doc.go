@@ -7,7 +7,7 @@
 // A command is written to the state database before anyone is told about
 // it, so a restart of the server or an agent that is offline loses
 // nothing: the agent collects what is pending each time it connects. While
-// it is connected it is nudged at once (Watch feeds the agent's push
+// it is connected it is nudged at once (OnIssue feeds the agent's push
 // stream: a nudge carries no payload, the agent then fetches its pending
 // commands with its own credential). Each command has an expiry: an
 // isolation ordered for an incident yesterday must not cut a PC off the

@@ -104,8 +104,8 @@ type Queue struct {
 	now func() time.Time
 	log *slog.Logger
 
-	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]struct{} // agent → nudge channels
+	mu     sync.Mutex
+	notify func(agent string)
 }
 
 const schema = `
@@ -129,7 +129,7 @@ CREATE INDEX IF NOT EXISTS agent_commands_tenant ON agent_commands(tenant, creat
 
 // Open prepares the queue's table in db.
 func Open(ctx context.Context, db *sql.DB, o Options) (*Queue, error) {
-	q := &Queue{db: db, ttl: o.TTL, now: o.Now, log: o.Logger, waiters: map[string]map[chan struct{}]struct{}{}}
+	q := &Queue{db: db, ttl: o.TTL, now: o.Now, log: o.Logger}
 	if q.ttl <= 0 {
 		q.ttl = 24 * time.Hour
 	}
@@ -320,34 +320,20 @@ func (q *Queue) Issue(ctx context.Context, tenant, agent, kind string, args json
 	return c, nil
 }
 
-// Watch returns a channel that receives a value whenever a command is
-// queued for agent, and a function to stop watching.
-func (q *Queue) Watch(agent string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// OnIssue sets the function told of each new command's agent (the push
+// stream nudges a connected agent with it).
+func (q *Queue) OnIssue(fn func(agent string)) {
 	q.mu.Lock()
-	if q.waiters[agent] == nil {
-		q.waiters[agent] = map[chan struct{}]struct{}{}
-	}
-	q.waiters[agent][ch] = struct{}{}
+	q.notify = fn
 	q.mu.Unlock()
-	return ch, func() {
-		q.mu.Lock()
-		delete(q.waiters[agent], ch)
-		if len(q.waiters[agent]) == 0 {
-			delete(q.waiters, agent)
-		}
-		q.mu.Unlock()
-	}
 }
 
 func (q *Queue) nudge(agent string) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	for ch := range q.waiters[agent] {
-		select {
-		case ch <- struct{}{}:
-		default: // a nudge is already waiting: one is enough
-		}
+	fn := q.notify
+	q.mu.Unlock()
+	if fn != nil {
+		fn(agent)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,18 +106,16 @@ func TestLifecycle(t *testing.T) {
 	now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	q := openQueue(t, func() time.Time { return now })
 
-	nudges, stop := q.Watch("agt_1")
-	defer stop()
+	var nudged []string
+	q.OnIssue(func(agent string) { nudged = append(nudged, agent) })
 	c, err := q.Issue(ctx, "acme", "agt_1", KindIsolate, json.RawMessage(`{"for":"2h"}`), "soc-admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-nudges:
-	default:
-		t.Fatal("the agent's watcher was not nudged")
-	}
 	other, _ := q.Issue(ctx, "globex", "agt_2", KindRelease, nil, "soc-admin")
+	if strings.Join(nudged, ",") != "agt_1,agt_2" {
+		t.Fatalf("nudged %v", nudged)
+	}
 
 	got, err := q.Pending(ctx, "agt_1")
 	if err != nil || len(got) != 1 || got[0].ID != c.ID || got[0].State != StateDelivered || !got[0].DeliveredAt.Equal(now) {
@@ -176,30 +175,6 @@ func TestLifecycle(t *testing.T) {
 	}
 	if _, err := q.Get(ctx, "cmd_nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("get unknown: %v", err)
-	}
-}
-
-func TestWatchCoalescesAndStops(t *testing.T) {
-	q := openQueue(t, nil)
-	ch, stop := q.Watch("agt_1")
-	for range 3 {
-		q.nudge("agt_1")
-	}
-	<-ch
-	select {
-	case <-ch:
-		t.Fatal("three nudges before a read should coalesce into one")
-	default:
-	}
-	stop()
-	q.nudge("agt_1")
-	select {
-	case <-ch:
-		t.Fatal("nudged after stop")
-	default:
-	}
-	if len(q.waiters) != 0 {
-		t.Fatalf("waiters left: %v", q.waiters)
 	}
 }
 

@@ -1,14 +1,12 @@
 package update
 
 import (
-	"bytes"
 	"errors"
 	"io/fs"
 	"net/http"
 	"os"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -62,38 +60,8 @@ func newHandler(repo *Repo, heartbeat time.Duration) http.Handler {
 		w.Header().Set("ETag", `"`+sha+`"`)
 		serveFile(w, r, repo.blobPath(sha), "application/octet-stream")
 	})
-	mux.Handle("GET /events", Events(repo, EventsOptions{Heartbeat: heartbeat}))
+	mux.Handle("GET /events", NewEventStream(repo, EventsOptions{Heartbeat: heartbeat}))
 	return mux
-}
-
-// EventsOptions configure Events.
-type EventsOptions struct {
-	Heartbeat time.Duration // default Heartbeat
-	// Extra, when set, gives one connection a second source of events:
-	// each value received on the channel is sent as an event called name
-	// with data "{}" — a nudge without payload (the agent fetches what it
-	// is nudged about with its own credential). stop is called when the
-	// connection ends. It lets the server tell an agent about commands on
-	// the connection the agent already holds, rather than a second one.
-	Extra func(r *http.Request) (nudges <-chan struct{}, name string, stop func())
-}
-
-// Events serves the push stream alone (Handler serves it at /events), for
-// a caller that mounts it with options.
-func Events(repo *Repo, o EventsOptions) http.Handler {
-	if o.Heartbeat <= 0 {
-		o.Heartbeat = Heartbeat
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var extra <-chan struct{}
-		var name string
-		if o.Extra != nil {
-			ch, n, stop := o.Extra(r)
-			defer stop()
-			extra, name = ch, n
-		}
-		serveEvents(w, r, repo, o.Heartbeat, extra, name)
-	})
 }
 
 // serveFile serves an immutable file (names are versions or hashes, so a
@@ -119,7 +87,7 @@ func serveFile(w http.ResponseWriter, r *http.Request, path, ctype string) {
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat time.Duration, extra <-chan struct{}, name string) {
+func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat time.Duration, nudges <-chan string) {
 	rc := http.NewResponseController(w)
 	// Subscribe before reading the current timestamp: a publish in between
 	// is then delivered, not lost.
@@ -149,7 +117,7 @@ func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat t
 			if !ok || !send(ts) {
 				return
 			}
-		case <-extra:
+		case name := <-nudges:
 			if !writeNamed(w, name, []byte("{}")) || rc.Flush() != nil {
 				return
 			}
@@ -171,15 +139,10 @@ func writeEvent(w http.ResponseWriter, ts []byte) bool {
 }
 
 func writeNamed(w http.ResponseWriter, name string, data []byte) bool {
-	if bytes.ContainsAny(data, "\r\n") || strings.ContainsAny(name, "\r\n") {
+	buf := eventBytes(name, data)
+	if buf == nil {
 		return false
 	}
-	buf := make([]byte, 0, len(data)+len(name)+16)
-	buf = append(buf, "event: "...)
-	buf = append(buf, name...)
-	buf = append(buf, "\ndata: "...)
-	buf = append(buf, data...)
-	buf = append(buf, "\n\n"...)
 	_, err := w.Write(buf)
 	return err == nil
 }
