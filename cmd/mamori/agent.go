@@ -23,8 +23,12 @@ import (
 
 func newAgentCmd() *cobra.Command {
 	var server, enroll, dir, level, format string
-	var channels, logs []string
-	var logsFromStart bool
+	var channels, logs, scanPaths, watch []string
+	var logsFromStart, uploadSamples bool
+	var scanCPU float64
+	var scanIO int64
+	var scanEvery time.Duration
+	var onDetect string
 	var heartbeat time.Duration
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -36,8 +40,16 @@ need neither --enroll nor --server.
 
 The agent follows the server's push stream; each new release is verified
 (TUF: signatures, versions, expiry, hashes), compiled and self-tested before
-it becomes active, and the last good set stays active when a release fails.`,
-		Example: "  mamori agent --server https://soc.example --enroll mmr_… --dir /var/lib/mamori-agent",
+it becomes active, and the last good set stays active when a release fails.
+
+It scans on the server's command, on a schedule (--scan-path, --scan-every)
+and when files change (--watch), within --scan-cpu and --scan-io. A
+detection runs the cleanup definition for its signature or quarantines the
+file (encrypted, restorable), and is reported to the SOC as an event. The
+server can also order isolation (nftables, Linux), release, quarantine,
+restore and sample upload. --logs ships local log files.`,
+		Example: "  mamori agent --server https://soc.example --enroll mmr_… --dir /var/lib/mamori-agent\n" +
+			"  mamori agent --dir /var/lib/mamori-agent --watch /home --watch /tmp --scan-path / --logs '/var/log/auth.log'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(level, format)
@@ -65,7 +77,8 @@ it becomes active, and the last good set stays active when a release fails.`,
 				return &exitError{code: exitUsage, err: fmt.Errorf("%s is enrolled with %s, not %s", dir, id.Server, server)}
 			}
 			o := agent.Options{Dir: dir, Channels: channels, HTTP: hc, Logger: log, Info: info, Heartbeat: heartbeat,
-				Logs: logs, LogsFromStart: logsFromStart}
+				Logs: logs, LogsFromStart: logsFromStart, ScanCPU: scanCPU, ScanIO: scanIO, ScanEvery: scanEvery, ScanPaths: scanPaths,
+				Watch: watch, OnDetect: onDetect, UploadSamples: uploadSamples}
 			if iso := startIsolator(ctx, dir, log); iso != nil {
 				o.Isolator = iso
 			}
@@ -81,10 +94,17 @@ it becomes active, and the last good set stays active when a release fails.`,
 	f.StringVar(&server, "server", os.Getenv("MAMORI_SERVER"), "server URL (first start)")
 	f.StringVar(&enroll, "enroll", os.Getenv("MAMORI_ENROLL_TOKEN"), "enroll token (first start)")
 	f.StringVar(&dir, "dir", "./mamori-agent", "state directory: credential, trusted root, last good pattern sets")
-	f.StringSliceVar(&channels, "channels", []string{"main", "bandage"}, "pattern channels to follow")
+	f.StringSliceVar(&channels, "channels", []string{"main", "bandage", "cleanup"}, "pattern channels to follow")
 	f.DurationVar(&heartbeat, "heartbeat", time.Minute, "heartbeat interval")
 	f.StringArrayVar(&logs, "logs", nil, "ship this log file (or glob) to the server; repeatable")
 	f.BoolVar(&logsFromStart, "logs-from-start", false, "ship log files seen for the first time from their beginning, not their end")
+	f.StringArrayVar(&scanPaths, "scan-path", nil, "scan this directory every --scan-every; repeatable")
+	f.DurationVar(&scanEvery, "scan-every", 24*time.Hour, "interval of the scheduled scan of --scan-path")
+	f.StringArrayVar(&watch, "watch", nil, "scan files under this directory when they change; repeatable")
+	f.Float64Var(&scanCPU, "scan-cpu", 0.25, "share of one CPU core scanning may use")
+	f.Int64Var(&scanIO, "scan-io", 32<<20, "bytes per second scanning may read")
+	f.StringVar(&onDetect, "on-detect", agent.ActQuarantine, "what to do with a detection: quarantine (run its cleanup definition, else quarantine the file) or report")
+	f.BoolVar(&uploadSamples, "upload-samples", false, "upload quarantined files to the server's lab at once (else on command)")
 	f.StringVar(&level, "log-level", "info", "debug, info, warn, error")
 	f.StringVar(&format, "log-format", "", "text or json (default: text on a terminal)")
 	return cmd

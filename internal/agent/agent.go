@@ -25,6 +25,7 @@ import (
 	"github.com/mamori-soc/mamori/internal/agent/cleanup"
 	"github.com/mamori-soc/mamori/internal/agent/logship"
 	"github.com/mamori-soc/mamori/internal/agent/quarantine"
+	"github.com/mamori-soc/mamori/internal/agent/scanjob"
 	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/pattern"
 	"github.com/mamori-soc/mamori/internal/respond"
@@ -144,6 +145,19 @@ type Options struct {
 	// from their beginning rather than their end.
 	Logs          []string
 	LogsFromStart bool
+
+	// Scanning: CPU is the share of one core scans may use (default 0.25),
+	// IO their read rate (default 32 MiB/s); ScanPaths are scanned every
+	// ScanEvery (0: never), Watch roots are scanned on change.
+	ScanCPU   float64
+	ScanIO    int64
+	ScanEvery time.Duration
+	ScanPaths []string
+	Watch     []string
+	// OnDetect is ActQuarantine (default) or ActReport; UploadSamples
+	// sends what is quarantined to the server's lab at once.
+	OnDetect      string
+	UploadSamples bool
 }
 
 // Agent is a running endpoint agent.
@@ -165,6 +179,8 @@ type Agent struct {
 
 	quar    *quarantine.Store // nil without a Dir
 	cleaner *cleanup.Runner
+	scans   *scanjob.Runner      // nil for simulated agents
+	recent  map[string]time.Time // files acted on lately: one action per file
 
 	cmdWake    chan struct{}
 	handlers   map[string]CommandFunc
@@ -194,8 +210,20 @@ func New(id Identity, o Options) (*Agent, error) {
 	if o.LoadTimeout <= 0 {
 		o.LoadTimeout = 30 * time.Second
 	}
+	if o.ScanCPU <= 0 {
+		o.ScanCPU = 0.25
+	}
+	if o.ScanIO <= 0 {
+		o.ScanIO = 32 << 20
+	}
+	if o.OnDetect == "" {
+		o.OnDetect = ActQuarantine
+	}
+	if o.OnDetect != ActQuarantine && o.OnDetect != ActReport {
+		return nil, fmt.Errorf("on-detect %q: %s or %s", o.OnDetect, ActQuarantine, ActReport)
+	}
 	a := &Agent{id: id, o: o, log: o.Logger, auth: "Bearer " + id.Credential, installed: map[string]*update.Installed{}, refused: map[string]uint64{},
-		cmdWake: make(chan struct{}, 1), unposted: map[string]outcome{}, handlers: map[string]CommandFunc{}}
+		cmdWake: make(chan struct{}, 1), unposted: map[string]outcome{}, handlers: map[string]CommandFunc{}, recent: map[string]time.Time{}}
 	if u, err := url.Parse(id.Server); err == nil {
 		port := u.Port()
 		if port == "" {
@@ -226,6 +254,9 @@ func New(id Identity, o Options) (*Agent, error) {
 		a.handlers[respond.KindQuarantine] = a.quarantineCmd
 		a.handlers[respond.KindRestore] = a.restoreCmd
 		a.handlers[respond.KindUploadSample] = a.uploadCmd
+	}
+	if !o.VerifyOnly {
+		a.newScans()
 	}
 	hdr := http.Header{"Authorization": {a.auth}}
 	c, err := update.NewClient(id.Root, &update.HTTPFetcher{BaseURL: id.Server + "/update/v1/", Client: a.o.HTTP, Header: hdr},
@@ -273,6 +304,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err := a.shipLogs(ctx); err != nil {
 			return err
 		}
+	}
+	if a.scans != nil {
+		a.startScanning(ctx)
 	}
 	backoff := time.Second
 	for ctx.Err() == nil {
@@ -667,6 +701,9 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		a.mu.Lock()
 		h := a.health
 		a.mu.Unlock()
+		if a.scans != nil {
+			a.scans.Health().ApplyTo(&h)
+		}
 		_ = a.post(ctx, "/api/v1/agent/heartbeat", map[string]any{"info": a.o.Info, "health": h})
 		select {
 		case <-ctx.Done():

@@ -95,14 +95,14 @@ const (
 // Detection is one signature match (or one limit that cut the scan short,
 // see KindLimit).
 type Detection struct {
-	Path      string // the top-level file (or the name given to ScanReader/ScanBytes)
-	Container string // path inside Path, members joined by "!"; "" for Path itself
-	Signature string
-	Kind      Kind
+	Path      string `json:"path"`                // the top-level file (or the name given to ScanReader/ScanBytes)
+	Container string `json:"container,omitempty"` // path inside Path, members joined by "!"; "" for Path itself
+	Signature string `json:"signature"`
+	Kind      Kind   `json:"kind"`
 	// Offset is where the match starts in the object named by Container
 	// (for logical signatures: the earliest subsignature match); -1 for
 	// whole-object matches (hashes, limits).
-	Offset int64
+	Offset int64 `json:"offset"`
 }
 
 // Location is Path and Container joined by "!", e.g.

@@ -198,3 +198,77 @@ func TestQuarantineSampleBandageLoop(t *testing.T) {
 		t.Fatalf("restored file: %v", err)
 	}
 }
+
+// TestAgentDetectsAndResponds: the agent watches a directory; once the
+// EICAR bandage is active, a test file written into a subdirectory made
+// after the agent started is detected, quarantined, and reported to the
+// SOC as an event of the agent's tenant; an on-demand scan ordered from
+// the API finds and quarantines another; the heartbeat carries the scan
+// counters the rollout gates judge.
+func TestAgentDetectsAndResponds(t *testing.T) {
+	watched := t.TempDir()
+	e := startAgentEnv(t, "--watch", watched)
+	s := e.s
+	e.mamori(t, "pattern", "publish", "--channel", "bandage", corpus(t, "malware-patterns/eicar/sigs/eicar.hdb"))
+	s.waitStatus(t, "bandage", 1, func(p protection) bool { return p.Active == 1 })
+
+	eicar := `X5O!P%@AP[4\PZX54(P^)7CC)7}$` + "EICAR-STANDARD-ANTIVIRUS-" + `TEST-FILE!$H+H*`
+	marker := fmt.Sprintf("dropped%d", time.Now().UnixNano())
+	sub := filepath.Join(watched, "downloads")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the watch has added the new directory
+	dropped := filepath.Join(sub, marker+".com")
+	writeFile(t, dropped, eicar)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(dropped); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped test file was not quarantined")
+		}
+	}
+	q := url.Values{"tenant": {"acme"}, "limit": {"0"}}
+	var total uint64
+	for deadline := time.Now().Add(15 * time.Second); total == 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		r, _ := s.search(marker+" AND quarantined", q)
+		total = r.Total
+	}
+	if total != 1 {
+		t.Fatalf("detection event found %d times, want 1", total)
+	}
+
+	// On demand, from the API.
+	other := t.TempDir()
+	writeFile(t, filepath.Join(other, "clean.txt"), "nothing to see\n")
+	writeFile(t, filepath.Join(other, "x.com"), eicar)
+	c := s.issue(t, e.id, "scan", fmt.Sprintf(`{"paths":[%q]}`, other))
+	var sum struct {
+		Files int `json:"files"`
+		Found []struct {
+			Path string `json:"path"`
+		} `json:"found"`
+	}
+	if err := json.Unmarshal(c.Result, &sum); c.State != "done" || err != nil || sum.Files != 2 || len(sum.Found) == 0 || sum.Found[0].Path != filepath.Join(other, "x.com") {
+		t.Fatalf("scan command: %+v %s", c, c.Result)
+	}
+	if _, err := os.Stat(filepath.Join(other, "x.com")); !os.IsNotExist(err) {
+		t.Error("the scanned test file was not quarantined")
+	}
+
+	var ag struct {
+		Health struct {
+			Scans      int `json:"scans"`
+			Detections int `json:"detections"`
+		} `json:"health"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if code, err := s.api("GET", "/api/v1/agents/"+e.id, e.readTok, nil, &ag); err == nil && code == 200 && ag.Health.Detections >= 2 && ag.Health.Scans >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("heartbeat health %+v", ag.Health)
+		}
+	}
+}
