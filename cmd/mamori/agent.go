@@ -50,7 +50,7 @@ server can also order isolation (nftables, Linux), release, quarantine,
 restore and sample upload. --logs ships local log files.`,
 		Example: "  mamori agent --server https://soc.example --enroll mmr_… --dir /var/lib/mamori-agent\n" +
 			"  mamori agent --dir /var/lib/mamori-agent --watch /home --watch /tmp --scan-path / --logs '/var/log/auth.log'",
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := newLogger(level, format)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
