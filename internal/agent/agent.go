@@ -292,6 +292,19 @@ func (a *Agent) Installed() map[string]uint64 {
 // Run follows the server until ctx ends: the push stream (reconnecting
 // with backoff), a full sync at every (re)connection, heartbeats.
 func (a *Agent) Run(ctx context.Context) error {
+	if a.o.Dir != "" {
+		n, err := countRestart(a.o.Dir)
+		if err != nil {
+			a.log.Warn("count restarts", "err", err)
+		}
+		if n > 0 {
+			a.log.Warn("the agent did not stop cleanly before", "unclean_restarts", n)
+		}
+		a.mu.Lock()
+		a.health.EngineRestarts = n
+		a.mu.Unlock()
+		defer cleanExit(a.o.Dir)
+	}
 	if a.o.Heartbeat > 0 {
 		go a.heartbeats(ctx)
 	}

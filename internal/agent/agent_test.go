@@ -87,3 +87,17 @@ func TestKeptSetsSurviveAndTamperingIsDropped(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestUncleanRestartsAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	for i, want := range []int64{0, 1, 2} { // start, crash, start, crash, start
+		n, err := countRestart(dir)
+		if err != nil || n != want {
+			t.Fatalf("start %d: %d %v, want %d", i, n, err, want)
+		}
+	}
+	cleanExit(dir)
+	if n, _ := countRestart(dir); n != 2 {
+		t.Fatalf("a clean stop was counted: %d", n)
+	}
+}
