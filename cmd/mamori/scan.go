@@ -7,12 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -166,7 +163,7 @@ func runScan(ctx context.Context, stdout, stderr io.Writer, paths, patterns []st
 		}
 		switch {
 		case fi.IsDir() && yr != nil:
-			err = walkFiles(ctx, p, workers, scanFile, report)
+			err = pattern.WalkFiles(ctx, p, workers, scanFile, report)
 		case fi.IsDir():
 			err = sc.Walk(ctx, p, workers, report)
 		default:
@@ -222,73 +219,3 @@ func loadYARA(ctx context.Context, patterns []string, warns []pattern.Warning) (
 	return rules, append(kept, ywarns...), nil
 }
 
-// walkFiles scans every regular file under root as pattern.Scanner.Walk
-// does (workers in parallel, fn called from one goroutine in completion
-// order, unreadable directories reported as results), with scan doing the
-// work for each file: Walk runs the pattern engine only, and YARA must see
-// the same files in the same workers.
-func walkFiles(ctx context.Context, root string, workers int, scan func(context.Context, string) pattern.FileResult, fn func(pattern.FileResult) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	workers = max(workers, 1)
-	paths := make(chan string, workers*4)
-	results := make(chan pattern.FileResult, workers*4)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(paths)
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				select {
-				case results <- pattern.FileResult{Path: p, Err: err}:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				if d != nil && d.IsDir() {
-					return fs.SkipDir
-				}
-				return nil
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			select {
-			case paths <- p:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
-	})
-	for range workers {
-		wg.Go(func() {
-			for p := range paths {
-				r := scan(ctx, p)
-				if ctx.Err() != nil {
-					return
-				}
-				select {
-				case results <- r:
-				case <-ctx.Done():
-					return
-				}
-			}
-		})
-	}
-	go func() {
-		wg.Wait()
-		close(results)
-	}()
-	var ferr error
-	for r := range results {
-		if ferr != nil {
-			continue // draining after a stop
-		}
-		if ferr = fn(r); ferr != nil {
-			cancel()
-		}
-	}
-	if ferr != nil {
-		return ferr
-	}
-	return ctx.Err()
-}

@@ -43,7 +43,7 @@ func TestWalkFilesMatchesScannerWalk(t *testing.T) {
 	samples := filepath.Join(root, "samples")
 	want := collect(func(fn func(pattern.FileResult) error) error { return sc.Walk(context.Background(), samples, 3, fn) })
 	got := collect(func(fn func(pattern.FileResult) error) error {
-		return walkFiles(context.Background(), samples, 3, func(ctx context.Context, p string) pattern.FileResult {
+		return pattern.WalkFiles(context.Background(), samples, 3, func(ctx context.Context, p string) pattern.FileResult {
 			dets, err := sc.ScanFile(ctx, p)
 			return pattern.FileResult{Path: p, Detections: dets, Err: err}
 		}, fn)
@@ -53,7 +53,7 @@ func TestWalkFilesMatchesScannerWalk(t *testing.T) {
 	}
 	// A callback error stops the walk and is returned.
 	stop := errors.New("stop")
-	if err := walkFiles(context.Background(), samples, 2, func(ctx context.Context, p string) pattern.FileResult {
+	if err := pattern.WalkFiles(context.Background(), samples, 2, func(ctx context.Context, p string) pattern.FileResult {
 		return pattern.FileResult{Path: p}
 	}, func(pattern.FileResult) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("walk error %v, want the callback's", err)

@@ -117,8 +117,8 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 				if err != nil {
 					syncErrs.Add(1)
 					msg := err.Error()
-					if len(msg) > 90 {
-						msg = msg[:90]
+					if len(msg) > 200 {
+						msg = msg[:200]
 					}
 					errMu.Lock()
 					errKinds[msg]++

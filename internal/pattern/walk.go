@@ -21,6 +21,16 @@ type FileResult struct {
 // Walk stops when ctx is done or fn returns an error, and returns that
 // error.
 func (s *Scanner) Walk(ctx context.Context, root string, workers int, fn func(FileResult) error) error {
+	return WalkFiles(ctx, root, workers, func(ctx context.Context, p string) FileResult {
+		dets, err := s.ScanFile(ctx, p)
+		return FileResult{Path: p, Detections: dets, Err: err}
+	}, fn)
+}
+
+// WalkFiles is Walk with scan doing the work for each file (another engine
+// beside or instead of the Scanner, e.g. YARA, sees the same files in the
+// same workers).
+func WalkFiles(ctx context.Context, root string, workers int, scan func(ctx context.Context, path string) FileResult, fn func(FileResult) error) error {
 	workers = max(workers, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -63,12 +73,12 @@ func (s *Scanner) Walk(ctx context.Context, root string, workers int, fn func(Fi
 		go func() {
 			defer wg.Done()
 			for p := range paths {
-				dets, err := s.ScanFile(ctx, p)
+				r := scan(ctx, p)
 				if ctx.Err() != nil {
 					return
 				}
 				select {
-				case results <- FileResult{Path: p, Detections: dets, Err: err}:
+				case results <- r:
 				case <-ctx.Done():
 					return
 				}

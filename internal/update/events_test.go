@@ -2,6 +2,10 @@ package update
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -160,4 +164,45 @@ func (r *chanReader) Read(b []byte) (int, error) {
 	n := copy(b, r.buf)
 	r.buf = r.buf[n:]
 	return n, nil
+}
+
+func TestFileCache(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, n int) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, bytes.Repeat([]byte{'x'}, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c := &fileCache{m: map[string][]byte{}, max: 100, maxFile: 60}
+	a, b, big := write("a", 50), write("b", 40), write("big", 61)
+	for _, p := range []string{a, b} {
+		if got, err := c.get(p); err != nil || len(got) == 0 {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	// Served from memory: the file may go, the bytes stay.
+	_ = os.Remove(a)
+	if got, err := c.get(a); err != nil || len(got) != 50 {
+		t.Fatalf("cached a: %d %v", len(got), err)
+	}
+	if _, err := c.get(big); !errors.Is(err, errTooBig) {
+		t.Fatalf("big: %v", err)
+	}
+	c3 := write("c", 30) // 50+40+30 > 100: a, the oldest, goes
+	if _, err := c.get(c3); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.m[a]; ok || c.size != 70 {
+		t.Fatalf("eviction: size %d, a kept %v", c.size, ok)
+	}
+	if _, err := c.get(dir + "/none"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	c.serve(rec, httptest.NewRequest("GET", "/", nil), big, "application/octet-stream")
+	if rec.Code != 200 || rec.Body.Len() != 61 {
+		t.Fatalf("big served %d, %d bytes", rec.Code, rec.Body.Len())
+	}
 }

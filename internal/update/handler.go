@@ -1,12 +1,14 @@
 package update
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"net/http"
 	"os"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -35,6 +37,7 @@ const immutable = "public, max-age=31536000, immutable"
 
 func newHandler(repo *Repo, heartbeat time.Duration) http.Handler {
 	mux := http.NewServeMux()
+	cache := &fileCache{m: map[string][]byte{}, max: 64 << 20, maxFile: 1 << 20}
 	mux.HandleFunc("GET /metadata/{name}", func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
 		if name == "timestamp.json" {
@@ -49,7 +52,7 @@ func newHandler(repo *Repo, heartbeat time.Duration) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		serveFile(w, r, repo.metaPath(name), "application/json")
+		cache.serve(w, r, repo.metaPath(name), "application/json")
 	})
 	mux.HandleFunc("GET /blobs/{sha}", func(w http.ResponseWriter, r *http.Request) {
 		sha := r.PathValue("sha")
@@ -58,10 +61,76 @@ func newHandler(repo *Repo, heartbeat time.Duration) http.Handler {
 			return
 		}
 		w.Header().Set("ETag", `"`+sha+`"`)
-		serveFile(w, r, repo.blobPath(sha), "application/octet-stream")
+		cache.serve(w, r, repo.blobPath(sha), "application/octet-stream")
 	})
 	mux.Handle("GET /events", NewEventStream(repo, EventsOptions{Heartbeat: heartbeat}))
 	return mux
+}
+
+// fileCache keeps small immutable files in memory. Right after a release
+// every agent asks for the same few files at once: served from memory they
+// cost neither a descriptor nor a system call each (at 10,000 agents,
+// opening them one request at a time ran the server out of descriptors).
+// Names are versions or hashes, so an entry never goes stale; the oldest
+// entries go first when the cache is full.
+type fileCache struct {
+	mu           sync.Mutex
+	m            map[string][]byte
+	order        []string
+	size         int64
+	max, maxFile int64
+}
+
+var errTooBig = errors.New("not cached: too big")
+
+func (c *fileCache) get(path string) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.m[path]; ok {
+		return b, nil
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fs.ErrNotExist
+	}
+	if st.Size() > c.maxFile {
+		return nil, errTooBig
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c.m[path] = b
+	c.order = append(c.order, path)
+	c.size += int64(len(b))
+	for c.size > c.max && len(c.order) > 0 {
+		old := c.order[0]
+		c.order = c.order[1:]
+		c.size -= int64(len(c.m[old]))
+		delete(c.m, old)
+	}
+	return b, nil
+}
+
+// serve serves an immutable file from the cache, or from disk when it is
+// too big to cache.
+func (c *fileCache) serve(w http.ResponseWriter, r *http.Request, path, ctype string) {
+	b, err := c.get(path)
+	switch {
+	case errors.Is(err, errTooBig):
+		serveFile(w, r, path, ctype)
+	case errors.Is(err, fs.ErrNotExist):
+		http.NotFound(w, r)
+	case err != nil:
+		http.Error(w, "cannot read the file", http.StatusInternalServerError)
+	default:
+		w.Header().Set("Content-Type", ctype)
+		w.Header().Set("Cache-Control", immutable)
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
+	}
 }
 
 // serveFile serves an immutable file (names are versions or hashes, so a
