@@ -53,6 +53,7 @@ func newBenchCmd() *cobra.Command {
 	fan.Flags().IntVar(&fo.DeltaKB, "delta-kb", 140, "then a main-channel delta of about this size, and a rollback (0: skip)")
 	fan.Flags().StringVar(&fo.Bin, "bin", "", "mamori binary to start as the server (default: this one)")
 	fan.Flags().StringVar(&fo.CPUProfile, "cpuprofile", "", "save the agents' CPU profile of the measured releases here")
+	fan.Flags().StringVar(&fo.ServerCPUProfile, "server-cpuprofile", "", "save the server's CPU profile of the measured releases here")
 	cmd.AddCommand(fan)
 	var sco bench.ScanOptions
 	scb := &cobra.Command{

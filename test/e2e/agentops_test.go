@@ -9,17 +9,36 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // agentEnv is a server with tenant acme and one running agent.
 type agentEnv struct {
 	s       *server
 	dir     string
 	id      string
-	out     *bytes.Buffer
+	out     *lockedBuffer
 	cmd     *exec.Cmd
 	readTok string
 }
@@ -37,7 +56,7 @@ func (e *agentEnv) mamori(t *testing.T, args ...string) string {
 
 func startAgentEnv(t *testing.T, agentArgs ...string) *agentEnv {
 	t.Helper()
-	e := &agentEnv{s: startServer(t, ""), dir: t.TempDir(), out: &bytes.Buffer{}}
+	e := &agentEnv{s: startServer(t, ""), dir: t.TempDir(), out: &lockedBuffer{}}
 	e.mamori(t, "tenant", "add", "acme")
 	enroll := e.mamori(t, "tenant", "token", "acme", "--kind", "enroll")
 	e.readTok = e.mamori(t, "tenant", "token", "acme", "--kind", "read")
@@ -90,7 +109,11 @@ func TestAgentShipsLogs(t *testing.T) {
 		fmt.Fprintln(f, s)
 		f.Close()
 	}
-	time.Sleep(1500 * time.Millisecond) // the shipper has seen the file at its end
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(e.out.String(), "following log file"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never started following the log file")
+		}
+	}
 	for i := range 5 {
 		appendLine(logFile, fmt.Sprintf("<38>%s pc1 sshd[2]: Failed password for root from 203.0.113.%d port 22 ssh2 %s", stamp(), i, marker))
 	}

@@ -215,6 +215,7 @@ func (s *Shipper) open(p string, id fileID, size int64) {
 		f.offset = size
 	}
 	s.fol[p] = f
+	s.log.Info("following log file", "path", p, "offset", f.offset)
 }
 
 // drain sends a follower's whole lines from its committed offset on.
