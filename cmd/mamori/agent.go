@@ -36,7 +36,9 @@ func newAgentCmd() *cobra.Command {
 		Long: `Run the endpoint agent. The first start enrolls with --enroll TOKEN (an enroll
 token: mamori tenant token TENANT --kind enroll) and keeps the agent's
 credential and the pattern repository's trusted root in --dir; later starts
-need neither --enroll nor --server.
+need neither --enroll nor --server. The agent makes its own key and gets a
+client certificate for it: from then on it talks to the server's agents TLS
+listener with mutual TLS, trusting only the agent CA pinned at enrollment.
 
 The agent follows the server's push stream; each new release is verified
 (TUF: signatures, versions, expiry, hashes), compiled and self-tested before
@@ -70,7 +72,11 @@ restore and sample upload. --logs ships local log files.`,
 				if err := agent.SaveIdentity(dir, id); err != nil {
 					return err
 				}
-				log.Info("enrolled", "agent", id.AgentID, "tenant", id.Tenant, "server", id.Server)
+				if id.CertPEM != "" {
+					log.Info("enrolled; mutual TLS from now on", "agent", id.AgentID, "tenant", id.Tenant, "server", id.Server, "tls_url", id.TLSURL)
+				} else {
+					log.Info("enrolled with a bearer credential only (the server issued no client certificate)", "agent", id.AgentID, "tenant", id.Tenant, "server", id.Server)
+				}
 			case err != nil:
 				return err
 			case server != "" && strings.TrimRight(server, "/") != id.Server:
@@ -93,7 +99,7 @@ restore and sample upload. --logs ships local log files.`,
 	f := cmd.Flags()
 	f.StringVar(&server, "server", os.Getenv("MAMORI_SERVER"), "server URL (first start)")
 	f.StringVar(&enroll, "enroll", os.Getenv("MAMORI_ENROLL_TOKEN"), "enroll token (first start)")
-	f.StringVar(&dir, "dir", "./mamori-agent", "state directory: credential, trusted root, last good pattern sets")
+	f.StringVar(&dir, "dir", "./mamori-agent", "state directory: credential, key and certificate, trusted root, last good pattern sets")
 	f.StringSliceVar(&channels, "channels", []string{"main", "bandage", "cleanup"}, "pattern channels to follow")
 	f.DurationVar(&heartbeat, "heartbeat", time.Minute, "heartbeat interval")
 	f.StringArrayVar(&logs, "logs", nil, "ship this log file (or glob) to the server; repeatable")

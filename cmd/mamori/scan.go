@@ -218,4 +218,3 @@ func loadYARA(ctx context.Context, patterns []string, warns []pattern.Warning) (
 	}
 	return rules, append(kept, ywarns...), nil
 }
-

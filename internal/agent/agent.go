@@ -4,8 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -41,46 +48,183 @@ var (
 
 // Identity is what enrollment gives an agent, kept in its directory.
 type Identity struct {
-	Server     string `json:"server"`
+	Server     string `json:"server"` // the URL the agent enrolled with
 	AgentID    string `json:"agent_id"`
 	Tenant     string `json:"tenant"`
 	Credential string `json:"credential"`
 	// Root is the newest trusted root of the pattern repository (pinned at
 	// enrollment, advanced by verified rotations).
 	Root []byte `json:"root"`
+	// KeyPEM is the agent's private key (made here, never sent), CertPEM
+	// the client certificate the server issued for it, CAPEM the agent CA
+	// pinned at enrollment — the only authority trusted for TLSURL, the
+	// server's agents TLS listener, which the agent talks to from then on.
+	// Empty for an agent enrolled with a bearer credential only.
+	CertPEM string `json:"cert_pem,omitempty"`
+	KeyPEM  string `json:"key_pem,omitempty"`
+	CAPEM   string `json:"ca_pem,omitempty"`
+	TLSURL  string `json:"tls_url,omitempty"`
 }
 
 const identityFile = "agent.json"
 
-// Enroll exchanges an enroll token for the agent's identity.
+// Enroll exchanges an enroll token for the agent's identity. It makes the
+// agent's key and sends a certificate request for it: a server with an
+// agents TLS listener answers with a client certificate, one without (or
+// older than this agent) with a bearer credential only.
 func Enroll(ctx context.Context, hc *http.Client, server, token string, info fleet.Info) (Identity, error) {
-	body, _ := json.Marshal(info)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(server, "/")+"/api/v1/agents/enroll", bytes.NewReader(body))
+	server = strings.TrimRight(server, "/")
+	key, csr, err := newKey()
 	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrEnroll, err)
+	}
+	r, err := enroll(ctx, hc, server, token, enrollRequest{Info: info, CSR: string(csr)})
+	if errors.Is(err, errNoCSR) {
+		// A server from before mutual TLS refuses the unknown field.
+		r, err = enroll(ctx, hc, server, token, enrollRequest{Info: info})
+	}
+	if err != nil {
+		return Identity{}, err
+	}
+	id := Identity{Server: server, AgentID: r.AgentID, Tenant: r.Tenant, Credential: r.Credential, Root: r.Root}
+	if r.Certificate == "" {
+		return id, nil
+	}
+	id.CertPEM, id.CAPEM, id.TLSURL = r.Certificate, r.CA, strings.TrimRight(r.TLSURL, "/")
+	if id.KeyPEM, err = keyPEM(key); err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrEnroll, err)
+	}
+	if _, err := id.tlsConfig(); err != nil {
+		return Identity{}, fmt.Errorf("%w: %w", ErrEnroll, err)
+	}
+	if u, err := url.Parse(id.TLSURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		return Identity{}, fmt.Errorf("%w: the server gave no usable tls_url (%q)", ErrEnroll, id.TLSURL)
+	}
+	return id, nil
+}
+
+type enrollRequest struct {
+	fleet.Info
+	CSR string `json:"csr,omitempty"`
+}
+
+type enrollResponse struct {
+	AgentID     string `json:"agent_id"`
+	Tenant      string `json:"tenant"`
+	Credential  string `json:"credential"`
+	Root        []byte `json:"root"`
+	Certificate string `json:"certificate"`
+	CA          string `json:"ca"`
+	TLSURL      string `json:"tls_url"`
+}
+
+// errNoCSR: the server does not know the csr field.
+var errNoCSR = errors.New("server takes no certificate request")
+
+func enroll(ctx context.Context, hc *http.Client, server, token string, body enrollRequest) (enrollResponse, error) {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"/api/v1/agents/enroll", bytes.NewReader(b))
+	if err != nil {
+		return enrollResponse{}, fmt.Errorf("%w: %w", ErrEnroll, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: %w", ErrEnroll, err)
+		return enrollResponse{}, fmt.Errorf("%w: %w", ErrEnroll, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusBadRequest && body.CSR != "" && bytes.Contains(b, []byte(`unknown field \"csr\"`)) {
+		return enrollResponse{}, errNoCSR
+	}
 	if resp.StatusCode != http.StatusCreated {
-		return Identity{}, fmt.Errorf("%w: %s: %s", ErrEnroll, resp.Status, strings.TrimSpace(string(b)))
+		return enrollResponse{}, fmt.Errorf("%w: %s: %s", ErrEnroll, resp.Status, strings.TrimSpace(string(b)))
 	}
-	var r struct {
-		AgentID    string `json:"agent_id"`
-		Tenant     string `json:"tenant"`
-		Credential string `json:"credential"`
-		Root       []byte `json:"root"`
-	}
+	var r enrollResponse
 	if err := json.Unmarshal(b, &r); err != nil || r.Credential == "" {
-		return Identity{}, fmt.Errorf("%w: malformed answer", ErrEnroll)
+		return enrollResponse{}, fmt.Errorf("%w: malformed answer", ErrEnroll)
 	}
-	return Identity{Server: strings.TrimRight(server, "/"), AgentID: r.AgentID, Tenant: r.Tenant, Credential: r.Credential, Root: r.Root}, nil
+	return r, nil
 }
+
+// newKey makes the agent's private key (ECDSA P-256) and a certificate
+// request for it. The server decides the certificate's subject.
+func newKey() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("agent key: %w", err)
+	}
+	der, err := x509.CreateCertificateRequest(crand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "mamori agent"}}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certificate request: %w", err)
+	}
+	return key, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+}
+
+func keyPEM(key *ecdsa.PrivateKey) (string, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", fmt.Errorf("agent key: %w", err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), nil
+}
+
+// tlsConfig is the client side of mutual TLS with the agents listener:
+// the agent's certificate, and the pinned agent CA as the only root (not
+// the system's: no public CA can stand in for the server).
+func (id Identity) tlsConfig() (*tls.Config, error) {
+	cert, err := tls.X509KeyPair([]byte(id.CertPEM), []byte(id.KeyPEM))
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(id.CAPEM)) {
+		return nil, errors.New("agent CA: no certificate in ca_pem")
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots, MinVersion: tls.VersionTLS12}, nil
+}
+
+// mutualTLS is the TLS configuration for the agents listener, or nil when
+// the agent has no client certificate (enrolled with a bearer credential
+// only) or an expired one: then it talks to the URL it enrolled with.
+func (a *Agent) mutualTLS() (*tls.Config, error) {
+	if a.id.CertPEM == "" || a.id.TLSURL == "" {
+		return nil, nil
+	}
+	tc, err := a.id.tlsConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrIdentity, err)
+	}
+	leaf := tc.Certificates[0].Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(tc.Certificates[0].Certificate[0]); err != nil {
+			return nil, fmt.Errorf("%w: client certificate: %w", ErrIdentity, err)
+		}
+	}
+	switch left := time.Until(leaf.NotAfter); {
+	case left <= 0:
+		// The listener would refuse it; the bearer credential still works
+		// unless the server requires mutual TLS.
+		a.log.Error("client certificate expired; falling back to the bearer credential: enroll the agent again (renewal is not automatic yet)",
+			"not_after", leaf.NotAfter)
+		return nil, nil
+	case left < 30*24*time.Hour:
+		a.log.Warn("client certificate expires soon: enroll the agent again (renewal is not automatic yet)", "not_after", leaf.NotAfter)
+	}
+	return tc, nil
+}
+
+// authorize sets the bearer credential on req (none with mutual TLS: the
+// certificate authenticates, and the secret stays off the wire).
+func (a *Agent) authorize(req *http.Request) {
+	if a.auth != "" {
+		req.Header.Set("Authorization", a.auth)
+	}
+}
+
+// saveIdentity keeps the current identity.
+func (a *Agent) saveIdentity() error { return SaveIdentity(a.o.Dir, a.id) }
 
 // SaveIdentity writes id into dir (0600: it holds the credential).
 func SaveIdentity(dir string, id Identity) error {
@@ -121,9 +265,14 @@ type Options struct {
 	// nothing on disk (simulated agents).
 	Dir      string
 	Channels []string // default main, bandage
-	HTTP     *http.Client
-	Logger   *slog.Logger
-	Info     fleet.Info
+	// HTTP gives the client's settings (its timeout); the agent makes its
+	// own transport (mutual TLS with its client certificate, dialling
+	// pinned addresses while isolated). A client with a Transport is used
+	// as it is: the agent then talks to the URL it enrolled with, by its
+	// bearer credential (simulated agents sharing one transport).
+	HTTP   *http.Client
+	Logger *slog.Logger
+	Info   fleet.Info
 	// Heartbeat is the heartbeat interval (default 60 s; < 0: none).
 	Heartbeat time.Duration
 	// LoadTimeout bounds compiling and self-testing a new set (default 30 s).
@@ -166,7 +315,11 @@ type Agent struct {
 	o    Options
 	log  *slog.Logger
 	tuf  *update.Client
-	auth string
+	auth string // the Authorization header; empty with mutual TLS
+	// base is the URL of every call to the server: the agents TLS
+	// listener when the agent has a client certificate, else the URL it
+	// enrolled with (id.Server).
+	base string
 
 	syncMu  sync.Mutex  // one sync at a time: push, retry
 	pending atomic.Bool // the last sync failed: retry without waiting for a push
@@ -223,22 +376,31 @@ func New(id Identity, o Options) (*Agent, error) {
 		return nil, fmt.Errorf("on-detect %q: %s or %s", o.OnDetect, ActQuarantine, ActReport)
 	}
 	a := &Agent{id: id, o: o, log: o.Logger, auth: "Bearer " + id.Credential, installed: map[string]*update.Installed{}, refused: map[string]uint64{},
-		cmdWake: make(chan struct{}, 1), unposted: map[string]outcome{}, handlers: map[string]CommandFunc{}, recent: map[string]time.Time{}}
-	if u, err := url.Parse(id.Server); err == nil {
+		cmdWake: make(chan struct{}, 1), unposted: map[string]outcome{}, handlers: map[string]CommandFunc{}, recent: map[string]time.Time{},
+		base: strings.TrimRight(id.Server, "/")}
+	if o.HTTP.Transport == nil {
+		// Our own transport, so that an isolated agent dials the server's
+		// pinned addresses, and presents its client certificate.
+		hc := *o.HTTP
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = a.dial
+		tc, err := a.mutualTLS()
+		if err != nil {
+			return nil, err
+		}
+		if tc != nil {
+			tr.TLSClientConfig = tc
+			a.base, a.auth = id.TLSURL, ""
+		}
+		hc.Transport = tr
+		a.o.HTTP = &hc
+	}
+	if u, err := url.Parse(a.base); err == nil {
 		port := u.Port()
 		if port == "" {
 			port = map[string]string{"https": "443", "http": "80"}[u.Scheme]
 		}
 		a.serverHost = net.JoinHostPort(u.Hostname(), port)
-	}
-	if o.HTTP.Transport == nil {
-		// Our own transport, so that an isolated agent dials the server's
-		// pinned addresses.
-		hc := *o.HTTP
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.DialContext = a.dial
-		hc.Transport = tr
-		a.o.HTTP = &hc
 	}
 	if o.Isolator != nil {
 		a.handlers[respond.KindIsolate] = a.isolateCmd
@@ -258,8 +420,11 @@ func New(id Identity, o Options) (*Agent, error) {
 	if !o.VerifyOnly {
 		a.newScans()
 	}
-	hdr := http.Header{"Authorization": {a.auth}}
-	c, err := update.NewClient(id.Root, &update.HTTPFetcher{BaseURL: id.Server + "/update/v1/", Client: a.o.HTTP, Header: hdr},
+	hdr := http.Header{}
+	if a.auth != "" {
+		hdr.Set("Authorization", a.auth)
+	}
+	c, err := update.NewClient(id.Root, &update.HTTPFetcher{BaseURL: a.base + "/update/v1/", Client: a.o.HTTP, Header: hdr},
 		update.ClientOptions{Logger: o.Logger, RootCheckInterval: time.Hour})
 	if err != nil {
 		return nil, fmt.Errorf("pattern client: %w", err)
@@ -344,11 +509,11 @@ func (a *Agent) Run(ctx context.Context) error {
 // follow reads the server's event stream; every timestamp event (the
 // first arrives at connect) triggers a sync.
 func (a *Agent) follow(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.id.Server+"/update/v1/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/update/v1/events", nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", a.auth)
+	a.authorize(req)
 	req.Header.Set("Accept", "text/event-stream")
 	// The stream is long-lived: no client timeout, only ctx.
 	hc := *a.o.HTTP
@@ -476,7 +641,7 @@ func (a *Agent) Sync(ctx context.Context, timestamp []byte) error {
 	if a.o.Dir != "" {
 		if root := a.tuf.TrustedRoot(); !bytes.Equal(root, a.id.Root) {
 			a.id.Root = root
-			if err := SaveIdentity(a.o.Dir, a.id); err != nil {
+			if err := a.saveIdentity(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -691,11 +856,11 @@ func (a *Agent) desired(ctx context.Context) (map[string]uint64, error) {
 
 // getJSON GETs an agent endpoint and decodes its JSON answer into v.
 func (a *Agent) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.id.Server+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", a.auth)
+	a.authorize(req)
 	resp, err := a.o.HTTP.Do(req)
 	if err != nil {
 		return err
@@ -739,11 +904,11 @@ func (a *Agent) post(ctx context.Context, path string, v any) error {
 
 // send POSTs body to an agent endpoint; any status but 2xx is an error.
 func (a *Agent) send(ctx context.Context, path, ctype string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.id.Server+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", a.auth)
+	a.authorize(req)
 	req.Header.Set("Content-Type", ctype)
 	resp, err := a.o.HTTP.Do(req)
 	if err != nil {

@@ -187,10 +187,11 @@ func (a *Agent) releaseCmd(ctx context.Context, _ json.RawMessage) (any, error) 
 	return map[string]bool{"was_isolated": true}, nil
 }
 
-// serverEndpoints resolves the server this agent is enrolled with: the
+// serverEndpoints resolves the server as the agent dials it (its base
+// URL: the agents TLS listener when it has a client certificate): the
 // addresses isolation must leave reachable.
 func (a *Agent) serverEndpoints(ctx context.Context) ([]isolate.Endpoint, error) {
-	u, err := url.Parse(a.id.Server)
+	u, err := url.Parse(a.base)
 	if err != nil {
 		return nil, fmt.Errorf("server URL: %w", err)
 	}
@@ -200,7 +201,7 @@ func (a *Agent) serverEndpoints(ctx context.Context) ([]isolate.Endpoint, error)
 	}
 	n, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || n == 0 {
-		return nil, fmt.Errorf("server URL %s: no port", a.id.Server)
+		return nil, fmt.Errorf("server URL %s: no port", a.base)
 	}
 	var addrs []netip.Addr
 	if ip, err := netip.ParseAddr(u.Hostname()); err == nil {

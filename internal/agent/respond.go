@@ -63,12 +63,12 @@ func (a *Agent) uploadSample(ctx context.Context, id string) (json.RawMessage, e
 	}
 	defer rc.Close()
 	q := url.Values{"name": {e.Path}, "detection": {e.Reason.Signature}, "quarantine_id": {id}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.id.Server+"/api/v1/agent/samples?"+q.Encode(), rc)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+"/api/v1/agent/samples?"+q.Encode(), rc)
 	if err != nil {
 		return nil, err
 	}
 	req.ContentLength = e.Size
-	req.Header.Set("Authorization", a.auth)
+	a.authorize(req)
 	req.Header.Set("Content-Type", "application/octet-stream")
 	resp, err := a.o.HTTP.Do(req)
 	if err != nil {

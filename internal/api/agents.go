@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"slices"
@@ -13,9 +14,17 @@ import (
 // (credentials issued by the fleet at enrollment, not API tokens).
 const agentKind = "agent"
 
+// CodeMTLSRequired: the server takes agents' client certificates only
+// (agents.require_mtls) and the request had none.
+const CodeMTLSRequired = "mtls_required"
+
 // EnrollRequest is the body of POST /api/v1/agents/enroll.
 type EnrollRequest struct {
 	fleet.Info
+	// CSR is a PKCS#10 certificate request (PEM) for a key the agent
+	// generated and keeps: the server answers with a client certificate
+	// for it. Optional: without it the agent gets a bearer credential only.
+	CSR string `json:"csr,omitempty"`
 }
 
 // EnrollResponse is what an agent keeps from its enrollment.
@@ -27,6 +36,13 @@ type EnrollResponse struct {
 	// root.json), pinned by the agent at enrollment; nil when the server
 	// distributes no patterns.
 	Root []byte `json:"root,omitempty"`
+	// Certificate is the agent's client certificate (PEM) for the key of
+	// its CSR, CA the agent CA (PEM) it verifies the server with, TLSURL
+	// the agents' TLS listener where it uses them from now on. Empty
+	// without a CSR or when the server has no such listener.
+	Certificate string `json:"certificate,omitempty"`
+	CA          string `json:"ca,omitempty"`
+	TLSURL      string `json:"tls_url,omitempty"`
 }
 
 // ReportRequest is the body of POST /api/v1/agent/report.
@@ -46,23 +62,62 @@ func (s *Server) fleetReady(w http.ResponseWriter) bool {
 	return true
 }
 
-// authenticateAgent wraps h: only an enrolled agent's credential enters.
-// Looked up in memory: after a release thousands of agents call at once.
+// authenticateAgent wraps h: only an enrolled agent enters, by its
+// client certificate (verified by the TLS listener against the agent CA,
+// and still the one the fleet records for it) or, unless RequireMTLS, its
+// bearer credential. Looked up in memory: after a release thousands of
+// agents call at once.
 func (s *Server) authenticateAgent(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.fleetReady(w) {
 			return
 		}
-		secret := bearer(r)
-		id, tenant, ok := s.Fleet.Authenticate(secret)
-		if !ok {
+		id, tenant, method, code, msg := s.agentAuth(r)
+		if id == "" {
 			s.Metrics.AuthFailures.Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="mamori-agent"`)
-			writeProblem(w, http.StatusUnauthorized, CodeUnauthorized, "unknown or removed agent credential")
+			if method == fleet.AuthBearer {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="mamori-agent"`)
+			}
+			writeProblem(w, http.StatusUnauthorized, code, msg)
 			return
 		}
+		s.Fleet.NoteAuth(id, method)
 		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), Principal{Kind: agentKind, Tenant: tenant, Name: id})))
 	})
+}
+
+// agentAuth identifies the agent making r; id is empty when it is
+// refused, with the problem code and detail to answer.
+func (s *Server) agentAuth(r *http.Request) (id, tenant, method, code, msg string) {
+	if leaf := s.agentCert(r); leaf != nil {
+		tenant, ok := s.Fleet.AuthenticateCert(leaf.Subject.CommonName, fleet.SerialString(leaf.SerialNumber))
+		if !ok {
+			return "", "", fleet.AuthMTLS, CodeUnauthorized, "client certificate of a removed agent, or superseded by a newer one; enroll the agent again"
+		}
+		return leaf.Subject.CommonName, tenant, fleet.AuthMTLS, "", ""
+	}
+	if s.RequireMTLS {
+		return "", "", "", CodeMTLSRequired, "this server accepts agents only with their client certificate on the agents' TLS listener (agents.require_mtls); a bearer credential alone is refused: enroll the agent again with a current agent"
+	}
+	id, tenant, ok := s.Fleet.Authenticate(bearer(r))
+	if !ok {
+		return "", "", fleet.AuthBearer, CodeUnauthorized, "unknown or removed agent credential"
+	}
+	return id, tenant, fleet.AuthBearer, "", ""
+}
+
+// agentCert is the client certificate of r when the TLS layer verified it
+// up to the agent CA; nil otherwise.
+func (s *Server) agentCert(r *http.Request) *x509.Certificate {
+	if s.AgentCA == nil || r.TLS == nil {
+		return nil
+	}
+	for _, chain := range r.TLS.VerifiedChains {
+		if s.AgentCA.Issued(chain) {
+			return chain[0]
+		}
+	}
+	return nil
 }
 
 func (s *Server) enrollAgent(w http.ResponseWriter, r *http.Request) {
@@ -78,6 +133,16 @@ func (s *Server) enrollAgent(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
+	// The request is checked before anything is enrolled: a refused one
+	// leaves no agent behind.
+	var csr *x509.CertificateRequest
+	if req.CSR != "" && s.AgentCA != nil {
+		var err error
+		if csr, err = fleet.ParseCSR([]byte(req.CSR)); err != nil {
+			writeProblemAt(w, Problem{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: err.Error(), Field: "csr"})
+			return
+		}
+	}
 	a, secret, err := s.Fleet.Enroll(r.Context(), p.Tenant, req.Info)
 	if err != nil {
 		writeProblem(w, http.StatusInternalServerError, CodeInternal, err.Error())
@@ -87,8 +152,36 @@ func (s *Server) enrollAgent(w http.ResponseWriter, r *http.Request) {
 	if s.Releases != nil {
 		resp.Root = s.Releases.Root()
 	}
-	s.Logger.Info("agent enrolled", "agent", a.ID, "tenant", a.Tenant, "hostname", req.Hostname)
+	auth := fleet.AuthBearer
+	if csr != nil {
+		if err := s.issueAgentCert(r, csr, a.ID, &resp); err != nil {
+			// Half an enrollment would leave an agent the server counts
+			// but that never calls.
+			_ = s.Fleet.Remove(r.Context(), a.ID)
+			writeProblem(w, http.StatusInternalServerError, CodeInternal, err.Error())
+			return
+		}
+		auth = fleet.AuthMTLS
+	}
+	s.Logger.Info("agent enrolled", "agent", a.ID, "tenant", a.Tenant, "hostname", req.Hostname, "auth", auth)
 	writeJSON(w, http.StatusCreated, resp)
+}
+
+// issueAgentCert signs agent id's client certificate, records its serial
+// in the fleet and fills the TLS part of resp.
+func (s *Server) issueAgentCert(r *http.Request, csr *x509.CertificateRequest, id string, resp *EnrollResponse) error {
+	cert, serial, notAfter, err := s.AgentCA.IssueClient(csr, id)
+	if err != nil {
+		return err
+	}
+	if err := s.Fleet.SetCertificate(r.Context(), id, serial, notAfter); err != nil {
+		return err
+	}
+	resp.Certificate, resp.CA = string(cert), string(s.AgentCA.CertPEM())
+	if s.AgentsTLSURL != nil {
+		resp.TLSURL = s.AgentsTLSURL(r)
+	}
+	return nil
 }
 
 func (s *Server) agentHeartbeat(w http.ResponseWriter, r *http.Request) {
@@ -155,6 +248,31 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a)
+}
+
+// removeAgent forgets an agent: the revocation of its bearer credential
+// and client certificate, effective at its next request (both are checked
+// against the fleet on every one).
+func (s *Server) removeAgent(w http.ResponseWriter, r *http.Request) {
+	if !s.fleetReady(w) {
+		return
+	}
+	p, ok := requireAdmin(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	err := s.Fleet.Remove(r.Context(), id)
+	switch {
+	case errors.Is(err, fleet.ErrNotFound):
+		writeProblem(w, http.StatusNotFound, CodeNotFound, "no such agent")
+		return
+	case err != nil:
+		writeProblem(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	s.Logger.Info("agent removed", "agent", id, "by", p.Name)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // DesiredResponse is the body of GET /api/v1/agent/desired.

@@ -73,6 +73,14 @@ type Server struct {
 	Commands *respond.Queue
 	// Lab keeps the samples agents upload; nil: no lab.
 	Lab *lab.Store
+	// AgentCA issues agents their client certificates at enrollment and
+	// AgentsTLSURL says where they use them (the agents' TLS listener, as
+	// reached by the enrolling request r); nil: bearer credentials only.
+	AgentCA      *fleet.CA
+	AgentsTLSURL func(r *http.Request) string
+	// RequireMTLS refuses agent requests without a verified client
+	// certificate.
+	RequireMTLS bool
 	// KnownClean reports whether a hash (hex) is that of a known-clean
 	// file, and which; nil: no known-clean set.
 	KnownClean func(hash string) (file string, ok bool)
@@ -132,9 +140,10 @@ var Routes = []Route{
 	{"GET", "/api/v1/exceptions", "List alert exceptions visible to the caller.", false, func(s *Server) http.HandlerFunc { return s.listExceptions }},
 	{"POST", "/api/v1/exceptions", "Add an exception: suppress a rule's alerts for a tenant, optionally where a field matches (admin).", false, func(s *Server) http.HandlerFunc { return s.addException }},
 	{"DELETE", "/api/v1/exceptions/{id}", "Remove an exception (admin).", false, func(s *Server) http.HandlerFunc { return s.deleteException }},
-	{"POST", "/api/v1/agents/enroll", "Enroll an endpoint agent (enroll token); returns its credential and the pattern repository's trusted root.", false, func(s *Server) http.HandlerFunc { return s.enrollAgent }},
+	{"POST", "/api/v1/agents/enroll", "Enroll an endpoint agent (enroll token; csr: a certificate request for its key); returns its credential, client certificate, the agent CA and TLS URL, and the pattern repository's trusted root.", false, func(s *Server) http.HandlerFunc { return s.enrollAgent }},
 	{"GET", "/api/v1/agents", "List enrolled agents (tenant).", false, func(s *Server) http.HandlerFunc { return s.listAgents }},
-	{"GET", "/api/v1/agents/{id}", "One agent: platform, ring, health, active pattern releases.", false, func(s *Server) http.HandlerFunc { return s.getAgent }},
+	{"GET", "/api/v1/agents/{id}", "One agent: platform, ring, health, active pattern releases, how it authenticates.", false, func(s *Server) http.HandlerFunc { return s.getAgent }},
+	{"DELETE", "/api/v1/agents/{id}", "Remove an agent: its credential and client certificate stop working at once (admin).", false, func(s *Server) http.HandlerFunc { return s.removeAgent }},
 	{"POST", "/api/v1/agent/heartbeat", "An agent's heartbeat: its version and health (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentHeartbeat }},
 	{"GET", "/api/v1/agent/desired", "The release versions the agent may have active per channel under a rollout (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentDesired }},
 	{"POST", "/api/v1/agent/report", "An agent reports a release active, failed or rolled back (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentReport }},

@@ -13,9 +13,9 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/mamori-soc/mamori/internal/agent"
@@ -86,7 +86,10 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 	}
 
 	fmt.Fprintf(o.Out, "enrolling %d agents …\n", o.Agents)
-	tr := &http.Transport{MaxIdleConnsPerHost: 2*o.Agents + 16, MaxConnsPerHost: fetchConns, DisableCompression: true}
+	tr := streamRouter{
+		stream: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true},
+		fetch:  &http.Transport{MaxIdleConnsPerHost: 2*o.Agents + 16, MaxConnsPerHost: fetchConns, DisableCompression: true},
+	}
 	hc := &http.Client{Transport: tr, Timeout: time.Minute}
 	ids := make([]agent.Identity, o.Agents)
 	if err := parallel(ctx, o.Agents, 16, func(i int) error {
@@ -333,29 +336,6 @@ func rssMB(pid int) float64 { return procStatusMB(pid, "VmRSS:") }
 
 // raiseNoFile lifts the open-file limit to at least n where allowed
 // (root may raise the hard limit too).
-// raiseNoFile raises the descriptor limit towards n and returns the limit
-// in force.
-func raiseNoFile(n uint64) uint64 {
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) != nil {
-		return 0
-	}
-	if rl.Cur >= n {
-		return rl.Cur
-	}
-	want := rl
-	want.Cur = n
-	if want.Max < n {
-		want.Max = n
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		want.Cur, want.Max = rl.Max, rl.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
-	}
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
-	return rl.Cur
-}
-
 // saveServerProfile saves the server's CPU profile over the next seconds.
 func saveServerProfile(ctx context.Context, base, token, path string, seconds int) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), nil)
@@ -380,4 +360,16 @@ func saveServerProfile(ctx context.Context, base, token, path string, seconds in
 		return err
 	}
 	return f.Close()
+}
+
+// streamRouter sends the agents' push streams and their fetches through
+// separate transports, so that a cap on fetch connections never keeps a
+// stream from opening.
+type streamRouter struct{ stream, fetch *http.Transport }
+
+func (r streamRouter) RoundTrip(req *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(req.URL.Path, "/events") {
+		return r.stream.RoundTrip(req)
+	}
+	return r.fetch.RoundTrip(req)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -27,6 +28,7 @@ type Config struct {
 	Events   EventsConfig   `yaml:"events"`
 	Detect   DetectConfig   `yaml:"detect"`
 	Patterns PatternsConfig `yaml:"patterns"`
+	Agents   AgentsConfig   `yaml:"agents"`
 	Tenants  TenantsConfig  `yaml:"tenants"`
 	Auth     AuthConfig     `yaml:"auth"`
 	Ingest   IngestConfig   `yaml:"ingest"`
@@ -130,6 +132,27 @@ type PatternsConfig struct {
 	// Gates bound the health a rolling release must keep on the agents that
 	// made it active; a breach halts and rolls back like a refusal.
 	Gates GatesConfig `yaml:"gates"`
+}
+
+// AgentsConfig configures how enrolled endpoint agents reach the server.
+type AgentsConfig struct {
+	// TLSAddr is the agents' mutual-TLS listener (the same API): its server
+	// certificate is issued by the agent CA (<data>/keys/agent-ca), and
+	// agents enrolled with a certificate request authenticate with their
+	// client certificate. Empty disables it (agents then enroll with a
+	// bearer credential only).
+	TLSAddr string `yaml:"tls_addr"`
+	// TLSNames are extra DNS names (or IPs) for the listener's certificate,
+	// besides its addresses, the host name and localhost.
+	TLSNames []string `yaml:"tls_names"`
+	// TLSURL is the https URL given to agents at enrollment for the
+	// listener (behind NAT or a DNS name); default: its bound address, or
+	// the host the agent enrolled through when bound to every address.
+	TLSURL string `yaml:"tls_url"`
+	// RequireMTLS refuses agent requests that carry only a bearer
+	// credential (401): agents enrolled without a certificate are locked
+	// out.
+	RequireMTLS bool `yaml:"require_mtls"`
 }
 
 // GatesConfig are the rollout health gates. Each compares what an agent
@@ -268,6 +291,7 @@ func Default() Config {
 		Detect: DetectConfig{Enabled: true, Builtin: true, Workers: 2, DedupWindow: Duration(time.Hour),
 			RetroHunt: Duration(30 * 24 * time.Hour), Anomaly: true},
 		Patterns: PatternsConfig{Enabled: true, Rings: "1,10,50,100", Soak: Duration(10 * time.Minute), Gates: defaultGates()},
+		Agents:   AgentsConfig{TLSAddr: "127.0.0.1:8443"},
 		Tenants:  TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
 		Ingest:   IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},
 		Log:      LogConfig{Level: "info"},
@@ -485,10 +509,25 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("ingest: batch_events must be ≥1 and max_pending ≥ batch_events"))
 	}
 	errs = append(errs, c.Patterns.Gates.validate()...)
+	errs = append(errs, c.Agents.validate()...)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
 	}
 	return nil
+}
+
+func (a AgentsConfig) validate() []error {
+	var errs []error
+	if a.RequireMTLS && a.TLSAddr == "" {
+		errs = append(errs, errors.New("agents.require_mtls: needs the agents' TLS listener; set agents.tls_addr"))
+	}
+	if a.TLSURL != "" {
+		u, err := url.Parse(a.TLSURL)
+		if err != nil || u.Scheme != "https" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("agents.tls_url: %q is not an https://host[:port] URL", a.TLSURL))
+		}
+	}
+	return errs
 }
 
 // defaultGates: any detection on a known-clean file, three engine

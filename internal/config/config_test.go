@@ -155,3 +155,36 @@ func TestValidateGates(t *testing.T) {
 		})
 	}
 }
+
+func TestAgentsConfig(t *testing.T) {
+	c, err := Load("", []string{"MAMORI_AGENTS_TLS_ADDR=0.0.0.0:9443", "MAMORI_AGENTS_TLS_NAMES=soc.example, 203.0.113.7", "MAMORI_AGENTS_REQUIRE_MTLS=true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Agents.TLSAddr != "0.0.0.0:9443" || len(c.Agents.TLSNames) != 2 || c.Agents.TLSNames[1] != "203.0.113.7" || !c.Agents.RequireMTLS {
+		t.Fatalf("env not applied: %+v", c.Agents)
+	}
+	if Default().Agents.TLSAddr != "127.0.0.1:8443" {
+		t.Errorf("default agents.tls_addr %q", Default().Agents.TLSAddr)
+	}
+	for _, tt := range []struct {
+		name    string
+		set     func(*AgentsConfig)
+		wantErr string
+	}{
+		{"defaults", func(*AgentsConfig) {}, ""},
+		{"tls url", func(a *AgentsConfig) { a.TLSURL = "https://soc.example:8443" }, ""},
+		{"require without listener", func(a *AgentsConfig) { a.RequireMTLS, a.TLSAddr = true, "" }, "agents.require_mtls"},
+		{"plain url", func(a *AgentsConfig) { a.TLSURL = "http://soc.example:8443" }, "agents.tls_url"},
+		{"url with path", func(a *AgentsConfig) { a.TLSURL = "https://soc.example/agents" }, "agents.tls_url"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.set(&c.Agents)
+			err := c.Validate()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -15,6 +15,12 @@
 // heartbeats, installs and health baselines; enrollments are written
 // through.
 //
+// The agent CA (certs.go, kept in <data>/keys/agent-ca) issues each agent
+// that sends a certificate request at enrollment a client certificate for
+// the key it generated; the registry records its serial, so removing an
+// agent (or issuing it a new certificate) revokes the old one at once,
+// without a revocation list.
+//
 // It imports no other Mamori package: the API authenticates agents and
 // calls in; the update server reads ring assignments from here.
 package fleet

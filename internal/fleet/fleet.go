@@ -77,7 +77,22 @@ type Agent struct {
 	Health     Health             `json:"health"`
 	HealthAt   time.Time          `json:"health_at,omitzero"` // when the server received Health (zero: not since it started)
 	Active     map[string]Install `json:"active"`             // channel → the release in use
+	// CertSerial is the serial number (hex) of the client certificate
+	// issued to the agent, the only one that authenticates it; empty for
+	// an agent enrolled with a bearer credential only. CertNotAfter is when
+	// it expires.
+	CertSerial   string    `json:"cert_serial,omitempty"`
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	// Auth is how the agent last authenticated: AuthMTLS or AuthBearer
+	// (empty: not since it enrolled).
+	Auth string `json:"auth,omitempty"`
 }
+
+// How an agent authenticated (Agent.Auth).
+const (
+	AuthMTLS   = "mtls"   // its client certificate, on the agents' TLS listener
+	AuthBearer = "bearer" // its bearer credential
+)
 
 // Options configure a Fleet.
 type Options struct {
@@ -138,7 +153,10 @@ CREATE TABLE IF NOT EXISTS fleet_agents (
 	ring INTEGER NOT NULL,
 	enrolled_at INTEGER NOT NULL,
 	last_seen INTEGER NOT NULL,
-	health TEXT NOT NULL DEFAULT '{}'
+	health TEXT NOT NULL DEFAULT '{}',
+	cert_serial TEXT NOT NULL DEFAULT '',
+	cert_not_after INTEGER NOT NULL DEFAULT 0,
+	auth TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS fleet_agents_tenant ON fleet_agents(tenant);
 CREATE TABLE IF NOT EXISTS fleet_installs (
@@ -172,7 +190,10 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
 	if _, err := db.ExecContext(ctx, schema); err != nil {
 		return nil, fmt.Errorf("fleet schema: %w", err)
 	}
-	rows, err := db.QueryContext(ctx, `SELECT id, tenant, cred_hash, info, ring, enrolled_at, last_seen, health FROM fleet_agents`)
+	if err := migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, tenant, cred_hash, info, ring, enrolled_at, last_seen, health, cert_serial, cert_not_after, auth FROM fleet_agents`)
 	if err != nil {
 		return nil, fmt.Errorf("load agents: %w", err)
 	}
@@ -180,9 +201,9 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
 	for rows.Next() {
 		var a Agent
 		var info, health string
-		var enrolled, seen int64
+		var enrolled, seen, certNotAfter int64
 		var hash []byte
-		if err := rows.Scan(&a.ID, &a.Tenant, &hash, &info, &a.Ring, &enrolled, &seen, &health); err != nil {
+		if err := rows.Scan(&a.ID, &a.Tenant, &hash, &info, &a.Ring, &enrolled, &seen, &health, &a.CertSerial, &certNotAfter, &a.Auth); err != nil {
 			return nil, fmt.Errorf("load agents: %w", err)
 		}
 		if len(hash) == sha256.Size {
@@ -191,6 +212,9 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
 		_ = json.Unmarshal([]byte(info), &a.Info)
 		_ = json.Unmarshal([]byte(health), &a.Health)
 		a.EnrolledAt, a.LastSeen = time.Unix(enrolled, 0).UTC(), time.Unix(seen, 0).UTC()
+		if certNotAfter > 0 {
+			a.CertNotAfter = time.Unix(certNotAfter, 0).UTC()
+		}
 		a.Active = map[string]Install{}
 		f.agents[a.ID] = &a
 	}
@@ -219,6 +243,40 @@ func Open(ctx context.Context, db *sql.DB, o Options) (*Fleet, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// migrate adds the columns a registry made by an older server lacks.
+func migrate(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM pragma_table_info('fleet_agents')`)
+	if err != nil {
+		return fmt.Errorf("fleet schema: %w", err)
+	}
+	have := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("fleet schema: %w", err)
+		}
+		have[name] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("fleet schema: %w", err)
+	}
+	for _, c := range []struct{ name, def string }{
+		{"cert_serial", "TEXT NOT NULL DEFAULT ''"},
+		{"cert_not_after", "INTEGER NOT NULL DEFAULT 0"},
+		{"auth", "TEXT NOT NULL DEFAULT ''"},
+	} {
+		if have[c.name] {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE fleet_agents ADD COLUMN `+c.name+` `+c.def); err != nil {
+			return fmt.Errorf("fleet schema: add %s: %w", c.name, err)
+		}
+	}
+	return nil
 }
 
 func (f *Fleet) loadBaselines(ctx context.Context) error {
@@ -291,6 +349,63 @@ func (f *Fleet) Authenticate(secret string) (id, tenant string, ok bool) {
 		return "", "", false
 	}
 	return id, f.agents[id].Tenant, true
+}
+
+// SetCertificate records the client certificate issued to agent id,
+// written through: from now on a certificate authenticates the agent only
+// with this serial (one issued before, e.g. to a key since replaced, no
+// longer does).
+func (f *Fleet) SetCertificate(ctx context.Context, id, serial string, notAfter time.Time) error {
+	f.mu.RLock()
+	_, ok := f.agents[id]
+	f.mu.RUnlock()
+	if !ok {
+		return ErrNotFound
+	}
+	if _, err := f.db.ExecContext(ctx, `UPDATE fleet_agents SET cert_serial = ?, cert_not_after = ? WHERE id = ?`, serial, notAfter.Unix(), id); err != nil {
+		return fmt.Errorf("record certificate: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.agents[id]
+	if !ok { // removed meanwhile
+		return ErrNotFound
+	}
+	a.CertSerial, a.CertNotAfter = serial, notAfter.UTC()
+	return nil
+}
+
+// AuthenticateCert returns the tenant of agent id when serial is that of
+// the certificate recorded for it (the TLS layer verified the chain). A
+// removed agent, or a certificate superseded by a newer one, does not
+// authenticate. In memory, like Authenticate.
+func (f *Fleet) AuthenticateCert(id, serial string) (tenant string, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a, ok := f.agents[id]
+	if !ok || a.CertSerial == "" || a.CertSerial != serial {
+		return "", false
+	}
+	return a.Tenant, true
+}
+
+// NoteAuth records how agent id last authenticated (AuthMTLS or
+// AuthBearer); written behind like heartbeats. Cheap when unchanged: every
+// agent request calls it.
+func (f *Fleet) NoteAuth(id, method string) {
+	f.mu.RLock()
+	a, ok := f.agents[id]
+	same := ok && a.Auth == method
+	f.mu.RUnlock()
+	if !ok || same {
+		return
+	}
+	f.mu.Lock()
+	if a, ok := f.agents[id]; ok {
+		a.Auth = method
+		f.dirty[id] = true
+	}
+	f.mu.Unlock()
 }
 
 // Remove forgets an agent (its install history stays for the record).
@@ -621,8 +736,8 @@ func (f *Fleet) write(ctx context.Context, dirty []Agent, pending []pendingInsta
 	for _, a := range dirty {
 		info, _ := json.Marshal(a.Info)
 		health, _ := json.Marshal(a.Health)
-		if _, err := tx.ExecContext(ctx, `UPDATE fleet_agents SET info = ?, last_seen = ?, health = ? WHERE id = ?`,
-			string(info), a.LastSeen.Unix(), string(health), a.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE fleet_agents SET info = ?, last_seen = ?, health = ?, auth = ? WHERE id = ?`,
+			string(info), a.LastSeen.Unix(), string(health), a.Auth, a.ID); err != nil {
 			return fmt.Errorf("fleet flush: %w", err)
 		}
 	}

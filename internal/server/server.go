@@ -42,6 +42,7 @@ type Addresses struct {
 	SyslogTLS string `json:"syslog_tls,omitempty"`
 	RELP      string `json:"relp,omitempty"`
 	TLSCert   string `json:"tls_cert,omitempty"`
+	AgentsTLS string `json:"agents_tls,omitempty"`
 	PID       int    `json:"pid"`
 }
 
@@ -261,19 +262,50 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 			lab.Options{Logger: log.With("component", "lab")}); err != nil {
 			return err
 		}
+		reg.MustRegister(apiSrv.ProtectionCollector())
 	}
 	hln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
 		return bindErr("HTTP API", cfg.HTTP.Addr, "http.addr", err)
 	}
 	addrs.HTTP = hln.Addr().String()
-	hs := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// The agents' TLS listener serves the same API; it exists where agents
+	// are managed.
+	var agentsLn *agentsTLS
+	if pats != nil && cfg.Agents.TLSAddr != "" {
+		if agentsLn, err = openAgentsTLS(cfg, log.With("component", "agents-tls")); err != nil {
+			hln.Close()
+			return err
+		}
+		apiSrv.AgentCA, apiSrv.AgentsTLSURL = agentsLn.ca, agentsLn.urlFor
+		addrs.AgentsTLS = agentsLn.ln.Addr().String()
+	}
+	apiSrv.RequireMTLS = cfg.Agents.RequireMTLS
+	// One handler for both listeners: it holds the agents' push streams.
+	handler := apiSrv.Handler()
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	// Idle keep-alive connections go after two minutes: tens of thousands
+	// of agents would otherwise each hold one (a goroutine and buffers in
+	// the server, a descriptor on both sides) beside their push stream.
+	// Heartbeats every minute keep an agent's own connection in use.
+	const idleTimeout = 2 * time.Minute
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout, ErrorLog: errLog}
 	serve(func() error {
 		if err := hs.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
+	var as *http.Server
+	if agentsLn != nil {
+		as = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idleTimeout, ErrorLog: errLog}
+		serve(func() error {
+			if err := as.Serve(agentsLn.listener()); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 
 	rctx, stopRetention := context.WithCancel(ctx)
 	defer stopRetention()
@@ -283,7 +315,7 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 		return err
 	}
 	printBanner(out, cfg, addrs, adminSecret)
-	log.Info("mamori serving", "http", addrs.HTTP, "data", cfg.Data)
+	log.Info("mamori serving", "http", addrs.HTTP, "agents_tls", addrs.AgentsTLS, "data", cfg.Data)
 
 	<-ctx.Done()
 	log.Info("shutting down: stopping listeners")
@@ -291,6 +323,9 @@ func Run(ctx context.Context, cfg config.Config, out io.Writer, log *slog.Logger
 	defer cancel()
 	stopListeners()
 	_ = hs.Shutdown(sctx)
+	if as != nil {
+		_ = as.Shutdown(sctx)
+	}
 	// Senders still delivering get a few seconds to finish.
 	lis.CloseConns(10 * time.Second)
 	lwg.Wait()
@@ -351,6 +386,9 @@ func printBanner(out io.Writer, cfg config.Config, a Addresses, adminSecret stri
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "mamori is running (data in %s)\n", cfg.Data)
 	fmt.Fprintf(&sb, "  HTTP API     http://%s   (search, ingest, /metrics, /healthz)\n", a.HTTP)
+	if a.AgentsTLS != "" {
+		fmt.Fprintf(&sb, "  agents TLS   %s   (enrolled agents, mutual TLS)\n", a.AgentsTLS)
+	}
 	if a.SyslogUDP != "" {
 		fmt.Fprintf(&sb, "  syslog UDP   %s\n", a.SyslogUDP)
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -68,6 +69,7 @@ type addresses struct {
 	SyslogTLS string `json:"syslog_tls"`
 	RELP      string `json:"relp"`
 	TLSCert   string `json:"tls_cert"`
+	AgentsTLS string `json:"agents_tls"`
 	PID       int    `json:"pid"`
 }
 
@@ -90,10 +92,25 @@ func startServer(t *testing.T, dir string, extra ...string) *server {
 	}
 	s := &server{t: t, data: dir}
 	s.args = append([]string{"serve", "--data", dir, "--http", "127.0.0.1:0", "--syslog-udp", "127.0.0.1:0",
-		"--syslog-tcp", "127.0.0.1:0", "--syslog-tls", "127.0.0.1:0", "--relp", "127.0.0.1:0"}, extra...)
+		"--syslog-tcp", "127.0.0.1:0", "--syslog-tls", "127.0.0.1:0", "--relp", "127.0.0.1:0", "--agents-tls", agentsTLSFor(extra)}, extra...)
 	s.start()
 	t.Cleanup(s.stop)
 	return s
+}
+
+// agentsTLSFor is the agents' TLS listener for a server started with
+// extra: loopback, ephemeral. A test that moves --http off loopback (agents
+// in another network namespace) without naming --agents-tls gets none:
+// its agents could not reach a loopback listener, and enroll with a bearer
+// credential on the HTTP port as before.
+func agentsTLSFor(extra []string) string {
+	if slices.Contains(extra, "--agents-tls") {
+		return "127.0.0.1:0" // the test's own flag comes later and wins
+	}
+	if i := slices.Index(extra, "--http"); i >= 0 && i+1 < len(extra) && !strings.HasPrefix(extra[i+1], "127.0.0.1:") {
+		return ""
+	}
+	return "127.0.0.1:0"
 }
 
 func (s *server) start() {
@@ -278,7 +295,7 @@ func freePort(t *testing.T) int {
 func (s *server) restartSamePorts() {
 	s.t.Helper()
 	flags := map[string]string{"--http": s.addr.HTTP, "--syslog-udp": s.addr.SyslogUDP, "--syslog-tcp": s.addr.SyslogTCP,
-		"--syslog-tls": s.addr.SyslogTLS, "--relp": s.addr.RELP}
+		"--syslog-tls": s.addr.SyslogTLS, "--relp": s.addr.RELP, "--agents-tls": s.addr.AgentsTLS}
 	for i := 0; i+1 < len(s.args); i++ {
 		if v, ok := flags[s.args[i]]; ok && v != "" {
 			s.args[i+1] = v
