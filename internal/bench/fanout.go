@@ -216,21 +216,25 @@ func Fanout(ctx context.Context, o FanoutOptions) error {
 		go func() { serverProf <- saveServerProfile(pctx, base, s.token, o.ServerCPUProfile, 5*o.Runs+10) }()
 		time.Sleep(200 * time.Millisecond)
 	}
-	var p50s, p99s, maxs []float64
+	var p50s, p99s, maxs, cpus []float64
 	var wire int64
 	for run := 1; run <= o.Runs; run++ {
+		cpu0 := procCPUSeconds(s.pid)
 		v, size, err := publish("bandage", map[string]any{"records": []string{randomHashRecord("Bandage.Bench." + strconv.Itoa(run))}})
 		if err != nil {
 			return err
 		}
 		wire = size
 		st := summarize(wait("bandage", v), o.Agents)
-		fmt.Fprintf(o.Out, "run %d: bandage %d (blob %d B) %s\n", run, v, size, st)
-		p50s, p99s, maxs = append(p50s, st.p50), append(p99s, st.p99), append(maxs, st.max)
+		// The server's own CPU per agent-update: what the server would need
+		// if the agents ran on their own machines, not on these cores.
+		cpuMS := (procCPUSeconds(s.pid) - cpu0) * 1000 / float64(o.Agents)
+		fmt.Fprintf(o.Out, "run %d: bandage %d (blob %d B) %s; server CPU %.2f ms per agent\n", run, v, size, st, cpuMS)
+		p50s, p99s, maxs, cpus = append(p50s, st.p50), append(p99s, st.p99), append(maxs, st.max), append(cpus, cpuMS)
 		time.Sleep(time.Second)
 	}
-	fmt.Fprintf(o.Out, "fanout agents=%d p50=%.2fs p99=%.2fs max=%.2fs server_rss_mb=%.0f bandage_blob_bytes=%d sync_errors=%d\n",
-		o.Agents, median(p50s), median(p99s), median(maxs), idleRSS, wire, syncErrs.Load())
+	fmt.Fprintf(o.Out, "fanout agents=%d p50=%.2fs p99=%.2fs max=%.2fs server_rss_mb=%.0f bandage_blob_bytes=%d sync_errors=%d server_cpu_ms_per_agent=%.2f\n",
+		o.Agents, median(p50s), median(p99s), median(maxs), idleRSS, wire, syncErrs.Load(), median(cpus))
 	if serverProf != nil {
 		if err := <-serverProf; err != nil {
 			fmt.Fprintf(o.Out, "server profile: %v\n", err)
@@ -334,8 +338,28 @@ func parallel(ctx context.Context, n, workers int, fn func(i int) error) error {
 // rssMB is the current resident set of a process.
 func rssMB(pid int) float64 { return procStatusMB(pid, "VmRSS:") }
 
-// raiseNoFile lifts the open-file limit to at least n where allowed
-// (root may raise the hard limit too).
+// procCPUSeconds is the CPU time (user + system) a process used so far,
+// from /proc/PID/stat (0 where there is none).
+func procCPUSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces: state is field 3, utime 14, stime 15 (clock ticks, 100/s).
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
 // saveServerProfile saves the server's CPU profile over the next seconds.
 func saveServerProfile(ctx context.Context, base, token, path string, seconds int) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), nil)
