@@ -127,8 +127,11 @@ type PatternsConfig struct {
 	// Rings are the rollout stages in percent of the agents, e.g.
 	// "1,10,50,100"; a release advances after Soak without a refusal or a
 	// health gate breach.
-	Rings string   `yaml:"rings"`
-	Soak  Duration `yaml:"soak"`
+	Rings string `yaml:"rings"`
+	// RingScope is "global" (the stages are percentages of all agents) or
+	// "tenant" (of each tenant's agents: every customer gets a canary).
+	RingScope string   `yaml:"ring_scope"`
+	Soak      Duration `yaml:"soak"`
 	// Gates bound the health a rolling release must keep on the agents that
 	// made it active; a breach halts and rolls back like a refusal.
 	Gates GatesConfig `yaml:"gates"`
@@ -290,7 +293,7 @@ func Default() Config {
 		Events: EventsConfig{SyncInterval: Duration(2 * time.Second)},
 		Detect: DetectConfig{Enabled: true, Builtin: true, Workers: 2, DedupWindow: Duration(time.Hour),
 			RetroHunt: Duration(30 * 24 * time.Hour), Anomaly: true},
-		Patterns: PatternsConfig{Enabled: true, Rings: "1,10,50,100", Soak: Duration(10 * time.Minute), Gates: defaultGates()},
+		Patterns: PatternsConfig{Enabled: true, Rings: "1,10,50,100", RingScope: "global", Soak: Duration(10 * time.Minute), Gates: defaultGates()},
 		Agents:   AgentsConfig{TLSAddr: "127.0.0.1:8443"},
 		Tenants:  TenantsConfig{Default: "default", Retention: Duration(30 * 24 * time.Hour), RetentionInterval: Duration(time.Hour)},
 		Ingest:   IngestConfig{BatchEvents: 2000, BatchBytes: 60 << 10, BatchWait: Duration(20 * time.Millisecond), MaxPending: 100000},

@@ -36,6 +36,11 @@ var (
 type Options struct {
 	Stages []int         // percentages, ascending, ending at 100 (default 1, 10, 50, 100)
 	Soak   time.Duration // time in a stage before advancing (default 10 min)
+	// PerTenant applies each stage's percentage within every tenant
+	// rather than across the whole fleet: every customer then has its
+	// own canary (at least one agent) before the release goes further,
+	// and no customer gets it whole while another has none.
+	PerTenant bool
 	// Gates are the health gates (nil: DefaultGates; a zero Gates judges
 	// refusals only).
 	Gates  *Gates
@@ -87,10 +92,14 @@ type Controller struct {
 	hist map[string]*history
 	// lastTick is when Tick last looked for delays that ran out.
 	lastTick time.Time
-	// rank orders the agents by ring (then id), rebuilt at most every
-	// rankTTL: thousands of agents ask at once after a nudge.
-	rank   map[string]int
-	rankAt time.Time
+	// rank orders the agents by ring (then id) within their scope (the
+	// fleet, or their tenant with PerTenant), rebuilt at most every
+	// rankTTL: thousands of agents ask at once after a nudge. scopeSize
+	// counts the agents of each scope, scopeOf names an agent's.
+	rank      map[string]int
+	scopeOf   map[string]string
+	scopeSize map[string]int
+	rankAt    time.Time
 }
 
 const rankTTL = 2 * time.Second
@@ -254,13 +263,20 @@ func (c *Controller) inRings(id string, pct int) bool {
 			return agents[i].ID < agents[j].ID
 		})
 		c.rank = make(map[string]int, len(agents))
-		for i, a := range agents {
-			c.rank[a.ID] = i
+		c.scopeOf = make(map[string]string, len(agents))
+		c.scopeSize = map[string]int{}
+		for _, a := range agents {
+			scope := ""
+			if c.o.PerTenant {
+				scope = a.Tenant
+			}
+			c.rank[a.ID], c.scopeOf[a.ID] = c.scopeSize[scope], scope
+			c.scopeSize[scope]++
 		}
 		c.rankAt = c.o.Now()
 	}
 	i, ok := c.rank[id]
-	n := int(math.Ceil(float64(pct) / 100 * float64(len(c.rank))))
+	n := int(math.Ceil(float64(pct) / 100 * float64(c.scopeSize[c.scopeOf[id]])))
 	return ok && i < n
 }
 

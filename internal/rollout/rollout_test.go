@@ -180,3 +180,38 @@ func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
 		t.Errorf("fast lane: %+v", rb)
 	}
 }
+
+// TestRingsPerTenant: with PerTenant each tenant has its own canary, and
+// a stage's percentage counts within each tenant.
+func TestRingsPerTenant(t *testing.T) {
+	for _, tc := range []struct {
+		perTenant         bool
+		acme, other, both int // agents allowed at the first stage (5 %)
+	}{
+		{perTenant: false, both: 2},          // ceil(5 % of 30) over the fleet: whoever ranks first
+		{perTenant: true, acme: 1, other: 1}, // ceil(5 % of 20) and ceil(5 % of 10)
+	} {
+		e := newEnv(t, 20, 10)
+		c := e.controller(t, Options{PerTenant: tc.perTenant})
+		if _, _, err := c.Publish(e.ctx, "main", nil, update.PublishOptions{}, false); err != nil {
+			t.Fatal(err)
+		}
+		counts := map[string]int{}
+		for i, id := range e.ids {
+			if want, gated := c.Desired(id)["main"]; !gated || want == 1 {
+				tenant := "acme"
+				if i >= 20 {
+					tenant = "other"
+				}
+				counts[tenant]++
+			}
+		}
+		if tc.perTenant {
+			if counts["acme"] != tc.acme || counts["other"] != tc.other {
+				t.Errorf("per tenant: %v", counts)
+			}
+		} else if counts["acme"]+counts["other"] != tc.both {
+			t.Errorf("global: %v", counts)
+		}
+	}
+}

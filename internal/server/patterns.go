@@ -85,7 +85,15 @@ func openPatterns(ctx context.Context, cfg config.Config, st *state.DB, log *slo
 		return nil, err
 	}
 	gates := gatesOf(cfg.Patterns.Gates)
-	ro, err := rollout.Open(ctx, st.SQL(), fl, repo, rollout.Options{Stages: stages, Soak: cfg.Patterns.Soak.D(), Gates: &gates, Logger: log})
+	var perTenant bool
+	switch cfg.Patterns.RingScope {
+	case "global", "":
+	case "tenant":
+		perTenant = true
+	default:
+		return nil, fmt.Errorf("%w: patterns.ring_scope %q: global or tenant", config.ErrInvalid, cfg.Patterns.RingScope)
+	}
+	ro, err := rollout.Open(ctx, st.SQL(), fl, repo, rollout.Options{Stages: stages, Soak: cfg.Patterns.Soak.D(), PerTenant: perTenant, Gates: &gates, Logger: log})
 	if err != nil {
 		return nil, err
 	}
