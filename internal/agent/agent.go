@@ -206,11 +206,11 @@ func (a *Agent) mutualTLS() (*tls.Config, error) {
 	case left <= 0:
 		// The listener would refuse it; the bearer credential still works
 		// unless the server requires mutual TLS.
-		a.log.Error("client certificate expired; falling back to the bearer credential: enroll the agent again (renewal is not automatic yet)",
+		a.log.Error("client certificate expired; falling back to the bearer credential: enroll the agent again",
 			"not_after", leaf.NotAfter)
 		return nil, nil
-	case left < 30*24*time.Hour:
-		a.log.Warn("client certificate expires soon: enroll the agent again (renewal is not automatic yet)", "not_after", leaf.NotAfter)
+	case left < renewBefore:
+		a.log.Info("client certificate expires soon; renewing it", "not_after", leaf.NotAfter)
 	}
 	return tc, nil
 }
@@ -224,7 +224,12 @@ func (a *Agent) authorize(req *http.Request) {
 }
 
 // saveIdentity keeps the current identity.
-func (a *Agent) saveIdentity() error { return SaveIdentity(a.o.Dir, a.id) }
+func (a *Agent) saveIdentity() error {
+	a.mu.Lock()
+	id := a.id
+	a.mu.Unlock()
+	return SaveIdentity(a.o.Dir, id)
+}
 
 // SaveIdentity writes id into dir (0600: it holds the credential).
 func SaveIdentity(dir string, id Identity) error {
@@ -320,6 +325,7 @@ type Agent struct {
 	// listener when the agent has a client certificate, else the URL it
 	// enrolled with (id.Server).
 	base string
+	cert atomic.Pointer[tls.Certificate] // the client certificate (mutual TLS), renewed in place
 
 	syncMu  sync.Mutex  // one sync at a time: push, retry
 	pending atomic.Bool // the last sync failed: retry without waiting for a push
@@ -389,6 +395,12 @@ func New(id Identity, o Options) (*Agent, error) {
 			return nil, err
 		}
 		if tc != nil {
+			// The certificate is asked for at each handshake, so that a
+			// renewed one is used without a new transport.
+			if err := a.useCertificate(tc.Certificates[0]); err != nil {
+				return nil, err
+			}
+			tc.Certificates, tc.GetClientCertificate = nil, a.clientCertificate
 			tr.TLSClientConfig = tc
 			a.base, a.auth = id.TLSURL, ""
 		}
@@ -477,6 +489,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !a.o.NoCommands {
 		a.restorePins(ctx)
 		go a.commands(ctx)
+	}
+	if a.cert.Load() != nil {
+		go a.renewals(ctx)
 	}
 	if len(a.o.Logs) > 0 {
 		if err := a.shipLogs(ctx); err != nil {
@@ -640,7 +655,9 @@ func (a *Agent) Sync(ctx context.Context, timestamp []byte) error {
 	}
 	if a.o.Dir != "" {
 		if root := a.tuf.TrustedRoot(); !bytes.Equal(root, a.id.Root) {
+			a.mu.Lock()
 			a.id.Root = root
+			a.mu.Unlock()
 			if err := a.saveIdentity(); err != nil {
 				errs = append(errs, err)
 			}
@@ -904,6 +921,15 @@ func (a *Agent) post(ctx context.Context, path string, v any) error {
 
 // send POSTs body to an agent endpoint; any status but 2xx is an error.
 func (a *Agent) send(ctx context.Context, path, ctype string, body []byte) error {
+	return a.do(ctx, path, ctype, body, nil)
+}
+
+// postJSON POSTs a JSON body and decodes the JSON answer into out.
+func (a *Agent) postJSON(ctx context.Context, path string, body []byte, out any) error {
+	return a.do(ctx, path, "application/json", body, out)
+}
+
+func (a *Agent) do(ctx context.Context, path, ctype string, body []byte, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -915,10 +941,14 @@ func (a *Agent) send(ctx context.Context, path, ctype string, body []byte) error
 		return err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
 	if resp.StatusCode >= 300 {
+		_, _ = io.Copy(io.Discard, resp.Body)
 		return fmt.Errorf("%s: %s", path, resp.Status)
 	}
+	if out != nil {
+		return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(out)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
 	return nil
 }
 

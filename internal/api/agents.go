@@ -167,6 +167,38 @@ func (s *Server) enrollAgent(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, resp)
 }
 
+// RenewRequest is the body of POST /api/v1/agent/certificate.
+type RenewRequest struct {
+	CSR string `json:"csr"` // PKCS#10 (PEM) for the agent's new key
+}
+
+// renewAgentCert issues the calling agent a new client certificate for a
+// new key; from then on only the new one is accepted (its serial is the
+// one recorded).
+func (s *Server) renewAgentCert(w http.ResponseWriter, r *http.Request) {
+	if s.AgentCA == nil {
+		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "this server issues no agent certificates (no agents TLS listener)")
+		return
+	}
+	p, _ := PrincipalFrom(r.Context())
+	var req RenewRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	csr, err := fleet.ParseCSR([]byte(req.CSR))
+	if err != nil {
+		writeProblemAt(w, Problem{Status: http.StatusBadRequest, Code: CodeBadRequest, Detail: err.Error(), Field: "csr"})
+		return
+	}
+	var resp EnrollResponse
+	if err := s.issueAgentCert(r, csr, p.Name, &resp); err != nil {
+		writeProblem(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return
+	}
+	s.Logger.Info("agent certificate renewed", "agent", p.Name, "tenant", p.Tenant)
+	writeJSON(w, http.StatusOK, map[string]string{"certificate": resp.Certificate, "ca": resp.CA})
+}
+
 // issueAgentCert signs agent id's client certificate, records its serial
 // in the fleet and fills the TLS part of resp.
 func (s *Server) issueAgentCert(r *http.Request, csr *x509.CertificateRequest, id string, resp *EnrollResponse) error {

@@ -153,6 +153,7 @@ var Routes = []Route{
 	{"DELETE", "/api/v1/commands/{id}", "Withdraw a command not yet delivered (admin).", false, func(s *Server) http.HandlerFunc { return s.cancelCommand }},
 	{"GET", "/api/v1/agent/commands", "The calling agent's pending commands; they are marked delivered (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentCommands }},
 	{"POST", "/api/v1/agent/commands/{id}", "The outcome of a command: ok, result, error (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentCommandOutcome }},
+	{"POST", "/api/v1/agent/certificate", "Renew the calling agent's client certificate for a new key (csr); the old one stops working (agent credential).", false, func(s *Server) http.HandlerFunc { return s.renewAgentCert }},
 	{"POST", "/api/v1/agent/logs", "Ship log lines or NDJSON events from the agent's host into its tenant; 202 once durable (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentLogs }},
 	{"POST", "/api/v1/agent/samples", "Upload a sample (raw body; name, detection, quarantine_id) to the lab (agent credential).", false, func(s *Server) http.HandlerFunc { return s.agentSample }},
 	{"GET", "/api/v1/samples", "Lab samples sighted by the caller's tenants, most recent first (tenant, limit).", false, func(s *Server) http.HandlerFunc { return s.listSamples }},
