@@ -6,13 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mamori-soc/mamori/internal/fleet"
 	"github.com/mamori-soc/mamori/internal/rollout"
 	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/update"
@@ -24,27 +22,8 @@ func patternServer(t *testing.T) (h http.Handler, tokens map[string]string) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	fl, err := fleet.Open(ctx, st.SQL(), fleet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := update.GenerateRootKeys(filepath.Join(dir, "keys", "root"), 1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	online, err := update.GenerateOnlineKeys(filepath.Join(dir, "keys", "online"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := update.InitRepo(filepath.Join(dir, "update"), root, online, update.RepoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fl := testState(t, dir)
+	repo := testRepo(t, dir)
 	ro, err := rollout.Open(ctx, st.SQL(), fl, repo, rollout.Options{})
 	if err != nil {
 		t.Fatal(err)

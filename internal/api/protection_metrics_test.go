@@ -2,41 +2,20 @@ package api
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mamori-soc/mamori/internal/fleet"
-	"github.com/mamori-soc/mamori/internal/state"
 	"github.com/mamori-soc/mamori/internal/update"
 )
 
 func TestProtectionMetrics(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	fl, err := fleet.Open(ctx, st.SQL(), fleet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := update.GenerateRootKeys(filepath.Join(dir, "keys", "root"), 1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	online, err := update.GenerateOnlineKeys(filepath.Join(dir, "keys", "online"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	repo, err := update.InitRepo(filepath.Join(dir, "update"), root, online, update.RepoOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fl := testState(t, dir)
+	repo := testRepo(t, dir)
 	rel, err := repo.Publish(ctx, "bandage", update.Records{[]byte("hash A 3395856ce81f2b7382dee72602f798b642f14140:68")}, update.PublishOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
-	"path/filepath"
 	"testing"
 
 	"github.com/mamori-soc/mamori/internal/agent"
 	"github.com/mamori-soc/mamori/internal/fleet"
-	"github.com/mamori-soc/mamori/internal/update"
 )
 
 // TestAgentRenewsItsCertificate: the real agent renews its client
@@ -21,17 +19,7 @@ func TestAgentRenewsItsCertificate(t *testing.T) {
 	ctx := context.Background()
 	e := newMTLSEnv(t)
 	dir := t.TempDir()
-	root, err := update.GenerateRootKeys(filepath.Join(dir, "keys", "root"), 1, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	online, err := update.GenerateOnlineKeys(filepath.Join(dir, "keys", "online"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.s.Releases, err = update.InitRepo(filepath.Join(dir, "update"), root, online, update.RepoOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.s.Releases = testRepo(t, dir)
 	id, err := agent.Enroll(ctx, http.DefaultClient, e.plain.URL, e.enroll, fleet.Info{Hostname: "pc1"})
 	if err != nil {
 		t.Fatal(err)

@@ -2,20 +2,16 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,8 +20,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/mamori-soc/mamori/internal/testutil"
 )
 
 // agentIdentity is the part of the agent's agent.json this test reads.
@@ -221,45 +215,8 @@ func TestMTLSAgent(t *testing.T) {
 // and still hears "release" there; the plain HTTP port it enrolled
 // through is closed to it meanwhile.
 func TestMTLSIsolation(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testutil.Missing(t, "isolation needs root (network namespaces, nf_tables)")
-	}
-	need(t, "ip", "bash")
-	r := make([]byte, 3)
-	_, _ = rand.Read(r)
-	tag := hex.EncodeToString(r)
-	ns, hostIf, nsIf := "mmr-e2e-"+tag, "mmrh"+tag, "mmra"+tag
-	subnet := fmt.Sprintf("10.232.%d", r[0])
-	serverIP, agentIP := subnet+".1", subnet+".2"
-	ip := func(args ...string) error {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	if err := ip("netns", "add", ns); err != nil {
-		testutil.Missing(t, "cannot create a network namespace: %v", err)
-	}
-	t.Cleanup(func() { _ = ip("netns", "del", ns) })
-	for _, args := range [][]string{
-		{"link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", ns},
-		{"addr", "add", serverIP + "/30", "dev", hostIf},
-		{"link", "set", hostIf, "up"},
-		{"-n", ns, "addr", "add", agentIP + "/30", "dev", nsIf},
-		{"-n", ns, "link", "set", nsIf, "up"},
-		{"-n", ns, "link", "set", "lo", "up"},
-	} {
-		if err := ip(args...); err != nil {
-			testutil.Missing(t, "cannot build the veth link: %v", err)
-		}
-	}
-	t.Cleanup(func() { _ = ip("link", "del", hostIf) })
-	reach := func(addr string) bool {
-		host, port, _ := net.SplitHostPort(addr)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		return exec.CommandContext(ctx, "ip", "netns", "exec", ns, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", host, port)).Run() == nil
-	}
+	n := newVethNS(t, 232)
+	ns, serverIP, reach := n.name, n.serverIP, n.reach
 
 	s := startServer(t, "", "--http", serverIP+":0", "--agents-tls", serverIP+":0")
 	mamori := func(args ...string) string {

@@ -43,6 +43,64 @@ func (s *server) issue(t *testing.T, agentID, kind, args string) commandJSON {
 	return c
 }
 
+// vethNS is a network namespace joined to the host by a veth pair: the
+// agent's side holds agentIP, the host's side serverIP and peerIP (a /29).
+type vethNS struct {
+	name                      string
+	serverIP, peerIP, agentIP string
+}
+
+// newVethNS builds one in 10.<b>.x.0/29, or skips (fails under
+// MAMORI_REQUIRE_ALL=1) where the host cannot; removed by t.Cleanup.
+func newVethNS(t *testing.T, b int) vethNS {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		testutil.Missing(t, "isolation needs root (network namespaces, nf_tables)")
+	}
+	need(t, "ip", "bash")
+	r := make([]byte, 3)
+	_, _ = rand.Read(r)
+	tag := hex.EncodeToString(r)
+	hostIf, nsIf := "mmrh"+tag, "mmra"+tag
+	subnet := fmt.Sprintf("10.%d.%d", b, r[0])
+	n := vethNS{name: "mmr-e2e-" + tag, serverIP: subnet + ".1", agentIP: subnet + ".2", peerIP: subnet + ".3"}
+	ip := func(args ...string) error {
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := ip("netns", "add", n.name); err != nil {
+		testutil.Missing(t, "cannot create a network namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = ip("netns", "del", n.name) })
+	for _, args := range [][]string{
+		{"link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", n.name},
+		{"addr", "add", n.serverIP + "/29", "dev", hostIf},
+		{"addr", "add", n.peerIP + "/29", "dev", hostIf},
+		{"link", "set", hostIf, "up"},
+		{"-n", n.name, "addr", "add", n.agentIP + "/29", "dev", nsIf},
+		{"-n", n.name, "link", "set", nsIf, "up"},
+		{"-n", n.name, "link", "set", "lo", "up"},
+	} {
+		if err := ip(args...); err != nil {
+			testutil.Missing(t, "cannot build the veth link: %v", err)
+		}
+	}
+	t.Cleanup(func() { _ = ip("link", "del", hostIf) })
+	return n
+}
+
+// reach reports whether the namespace can open a TCP connection to addr
+// (bash's /dev/tcp, within 3 s).
+func (n vethNS) reach(addr string) bool {
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, "ip", "netns", "exec", n.name, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", host, port)).Run() == nil
+}
+
 // TestIsolationByCommand: the real server, the real agent in a network
 // namespace joined to the host by a veth pair, and a peer on the same
 // link. Before isolation the agent's host reaches the peer; an isolate
@@ -51,42 +109,8 @@ func (s *server) issue(t *testing.T, agentID, kind, args string) commandJSON {
 // command gives the peer back. Analysts without an admin token cannot
 // order it, and a malformed order is refused before it is queued.
 func TestIsolationByCommand(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testutil.Missing(t, "isolation needs root (network namespaces, nf_tables)")
-	}
-	need(t, "ip", "bash")
-	r := make([]byte, 3)
-	_, _ = rand.Read(r)
-	tag := hex.EncodeToString(r)
-	ns, hostIf, nsIf := "mmr-e2e-"+tag, "mmrh"+tag, "mmra"+tag
-	subnet := fmt.Sprintf("10.231.%d", r[0])
-	serverIP, peerIP, agentIP := subnet+".1", subnet+".3", subnet+".2"
-	ip := func(args ...string) error {
-		out, err := exec.Command("ip", args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	if err := ip("netns", "add", ns); err != nil {
-		testutil.Missing(t, "cannot create a network namespace: %v", err)
-	}
-	t.Cleanup(func() { _ = ip("netns", "del", ns) })
-	for _, args := range [][]string{
-		{"link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", ns},
-		{"addr", "add", serverIP + "/29", "dev", hostIf},
-		{"addr", "add", peerIP + "/29", "dev", hostIf},
-		{"link", "set", hostIf, "up"},
-		{"-n", ns, "addr", "add", agentIP + "/29", "dev", nsIf},
-		{"-n", ns, "link", "set", nsIf, "up"},
-		{"-n", ns, "link", "set", "lo", "up"},
-	} {
-		if err := ip(args...); err != nil {
-			testutil.Missing(t, "cannot build the veth link: %v", err)
-		}
-	}
-	t.Cleanup(func() { _ = ip("link", "del", hostIf) })
-
+	n := newVethNS(t, 231)
+	ns, serverIP, peerIP := n.name, n.serverIP, n.peerIP
 	peer, err := net.Listen("tcp", peerIP+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -102,15 +126,7 @@ func TestIsolationByCommand(t *testing.T) {
 			c.Close()
 		}
 	}()
-	// reach reports whether the agent's namespace can open a TCP
-	// connection to addr (bash's /dev/tcp, 2 s).
-	reach := func(addr string) bool {
-		host, port, _ := net.SplitHostPort(addr)
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", host, port))
-		return cmd.Run() == nil
-	}
+	reach := n.reach
 
 	s := startServer(t, "", "--http", serverIP+":0")
 	run := func(args ...string) string {
