@@ -41,15 +41,7 @@ func newMTLSEnv(t *testing.T) *mtlsEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := state.Open(ctx, filepath.Join(dir, "state.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	fl, err := fleet.Open(ctx, st.SQL(), fleet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, fl := testState(t, dir)
 	ca, _, err := fleet.OpenCA(filepath.Join(dir, "agent-ca"), nil)
 	if err != nil {
 		t.Fatal(err)
