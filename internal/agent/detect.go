@@ -83,8 +83,9 @@ type detectionEvent struct {
 // and counted as a clean hit instead) or the agent only reports. The SOC
 // gets an event either way.
 func (a *Agent) onDetection(ctx context.Context, d pattern.Detection) {
-	// A file matching several signatures is acted on and reported once.
-	key := d.Location()
+	// A file matching several signatures (or holding several detected
+	// members) is acted on and reported once.
+	key := d.Path
 	a.mu.Lock()
 	if at, ok := a.recent[key]; ok && time.Since(at) < time.Minute {
 		a.mu.Unlock()
