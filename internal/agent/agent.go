@@ -39,6 +39,14 @@ import (
 	"github.com/mamori-soc/mamori/internal/update"
 )
 
+// What the push stream said of the rollouts (Agent.gated); an older
+// server says nothing, and the agent always asks.
+const (
+	gatingUnknown int32 = iota
+	gatingNone
+	gatingSome
+)
+
 // Sentinel errors.
 var (
 	ErrEnroll   = errors.New("enrollment failed")
@@ -326,6 +334,9 @@ type Agent struct {
 	// enrolled with (id.Server).
 	base string
 	cert atomic.Pointer[tls.Certificate] // the client certificate (mutual TLS), renewed in place
+	// gated is what the push stream last said of the rollouts:
+	// (gatingNone) lets a sync skip asking which versions the rings allow.
+	gated atomic.Int32
 
 	syncMu  sync.Mutex  // one sync at a time: push, retry
 	pending atomic.Bool // the last sync failed: retry without waiting for a push
@@ -560,6 +571,13 @@ func (a *Agent) follow(ctx context.Context) error {
 				a.syncAndNote(ctx, data)
 			case event == "commands" && !a.o.NoCommands:
 				a.wakeCommands()
+			case event == "rollout":
+				var r struct {
+					Gated bool `json:"gated"`
+				}
+				if json.Unmarshal(data, &r) == nil {
+					a.gated.Store(map[bool]int32{false: gatingNone, true: gatingSome}[r.Gated])
+				}
 			}
 			event, data = "", data[:0]
 		case bytes.HasPrefix(line, []byte("event:")):
@@ -606,7 +624,11 @@ func (a *Agent) retries(ctx context.Context) {
 // it. A channel without any release yet is skipped.
 func (a *Agent) Sync(ctx context.Context, timestamp []byte) error {
 	var errs []error
-	desired, err := a.desired(ctx)
+	desired := map[string]uint64{}
+	var err error
+	if a.gated.Load() != gatingNone {
+		desired, err = a.desired(ctx)
+	}
 	if err != nil {
 		// Without the rollout's word, hold: never take a release the rings
 		// may not have reached.

@@ -163,10 +163,14 @@ func (s *Server) agentCommandOutcome(w http.ResponseWriter, r *http.Request) {
 // agentEvents is the agents' push stream (signed timestamps), which also
 // carries command nudges to the agent they are for.
 func (s *Server) agentEvents() http.Handler {
-	es := update.NewEventStream(s.Releases, update.EventsOptions{Key: func(r *http.Request) string {
+	o := update.EventsOptions{Key: func(r *http.Request) string {
 		p, _ := PrincipalFrom(r.Context())
 		return p.Name
-	}})
+	}, Gated: func() bool { return false }}
+	if s.Rollouts != nil {
+		o.Gated = s.Rollouts.Gated
+	}
+	es := update.NewEventStream(s.Releases, o)
 	if s.Commands != nil {
 		s.Commands.OnIssue(func(agent string) { es.Nudge(agent, "commands") })
 	}

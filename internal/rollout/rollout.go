@@ -233,6 +233,24 @@ func (c *Controller) Desired(id string) map[string]uint64 {
 	return out
 }
 
+// Gated reports whether Desired may answer anything but "the latest of
+// every channel" for some agent: a rollout not done, or a policy. When it
+// is false agents may skip asking (the push stream tells them). Like
+// Desired it waits for a publish in progress to be registered.
+func (c *Controller) Gated() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.policies) > 0 {
+		return true
+	}
+	for _, r := range c.cur {
+		if r.State != StateDone {
+			return true
+		}
+	}
+	return false
+}
+
 // allows reports whether the rings let agent id have version v of ch
 // ("" asks for an agent no ring has reached).
 func (c *Controller) allows(id, ch string, v uint64) bool {

@@ -215,3 +215,25 @@ func TestRingsPerTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestGated: agents may skip asking only while no rollout is under way and
+// no tenant has a policy.
+func TestGated(t *testing.T) {
+	e := newEnv(t, 20, 0)
+	c := e.controller(t, Options{})
+	if c.Gated() {
+		t.Fatal("gated with nothing published")
+	}
+	if _, _, err := c.Publish(e.ctx, "bandage", nil, update.PublishOptions{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if c.Gated() {
+		t.Error("a fast-lane release gates")
+	}
+	if _, _, err := c.Publish(e.ctx, "main", nil, update.PublishOptions{}, false); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Gated() {
+		t.Error("a rolling release does not gate")
+	}
+}

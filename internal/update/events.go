@@ -14,6 +14,11 @@ type EventsOptions struct {
 	// Key names a connection's owner (an agent id) so that Nudge can reach
 	// it; nil or "": the connection gets timestamps only.
 	Key func(r *http.Request) string
+	// Gated, when set, is asked before each timestamp is sent, and its
+	// answer goes first as an event "rollout" ({"gated":false} or true):
+	// an agent told that nothing is gated need not ask which version it
+	// may have — one request less per agent and release.
+	Gated func() bool
 }
 
 // EventStream serves the push stream of signed timestamps (Handler mounts
@@ -109,7 +114,7 @@ func (e *EventStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	e.add(c)
 	head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
-	buf := append([]byte(head), eventBytes("timestamp", e.repo.Timestamp())...)
+	buf := append([]byte(head), e.timestampEvent(e.repo.Timestamp())...)
 	_ = netConn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err = netConn.Write(buf)
 	c.mu.Unlock()
@@ -124,7 +129,7 @@ func (e *EventStream) serveFallback(w http.ResponseWriter, r *http.Request, key 
 	c := &sseConn{key: key, nudge: make(chan string, 1)}
 	e.add(c)
 	defer e.drop(c)
-	serveEvents(w, r, e.repo, e.o.Heartbeat, c.nudge)
+	serveEvents(w, r, e.repo, e.o.Heartbeat, c.nudge, e.timestampEvent)
 }
 
 func (e *EventStream) add(c *sseConn) {
@@ -209,13 +214,27 @@ func (e *EventStream) loop() {
 			if !ok {
 				return
 			}
-			if msg := eventBytes("timestamp", ts); msg != nil {
+			if msg := e.timestampEvent(ts); msg != nil {
 				e.broadcast(msg)
 			}
 		case <-tick.C:
 			e.broadcast([]byte(": heartbeat\n\n"))
 		}
 	}
+}
+
+// timestampEvent is the timestamp event, preceded by the rollout event
+// when Gated is set; nil when ts cannot be sent.
+func (e *EventStream) timestampEvent(ts []byte) []byte {
+	msg := eventBytes("timestamp", ts)
+	if msg == nil || e.o.Gated == nil {
+		return msg
+	}
+	gated := []byte(`{"gated":false}`)
+	if e.o.Gated() {
+		gated = []byte(`{"gated":true}`)
+	}
+	return append(eventBytes("rollout", gated), msg...)
 }
 
 // eventBytes is one server-sent event, or nil when data or name holds a

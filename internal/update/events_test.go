@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -205,4 +206,35 @@ func TestFileCache(t *testing.T) {
 	if rec.Code != 200 || rec.Body.Len() != 61 {
 		t.Fatalf("big served %d, %d bytes", rec.Code, rec.Body.Len())
 	}
+}
+
+// TestEventStreamTellsGating: with Gated set, every timestamp (the first
+// one included) is preceded by the rollout state it was sent under.
+func TestEventStreamTellsGating(t *testing.T) {
+	e := newEnv(t)
+	var gated atomic.Bool
+	srv := httptest.NewServer(NewEventStream(e.repo, EventsOptions{Gated: gated.Load}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	s := sseReader{t, bufio.NewReader(resp.Body)}
+	want := func(gate string) {
+		t.Helper()
+		if n, d := s.next(); n != "rollout" || d != `{"gated":`+gate+`}` {
+			t.Fatalf("got %s %s, want rollout gated %s", n, d, gate)
+		}
+		if n, _ := s.next(); n != "timestamp" {
+			t.Fatalf("got %s after the rollout event", n)
+		}
+	}
+	want("false")
+	gated.Store(true)
+	e.publish(BandageChannel, recs("one"))
+	want("true")
 }

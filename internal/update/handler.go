@@ -156,7 +156,9 @@ func serveFile(w http.ResponseWriter, r *http.Request, path, ctype string) {
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
-func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat time.Duration, nudges <-chan string) {
+// serveEvents serves one push stream in this goroutine; event renders a
+// timestamp as the bytes to send (nil: refused).
+func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat time.Duration, nudges <-chan string, event func(ts []byte) []byte) {
 	rc := http.NewResponseController(w)
 	// Subscribe before reading the current timestamp: a publish in between
 	// is then delivered, not lost.
@@ -168,7 +170,11 @@ func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat t
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	send := func(ts []byte) bool {
-		if !writeEvent(w, ts) {
+		msg := event(ts)
+		if msg == nil {
+			return false
+		}
+		if _, err := w.Write(msg); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
@@ -198,15 +204,10 @@ func serveEvents(w http.ResponseWriter, r *http.Request, repo *Repo, heartbeat t
 	}
 }
 
-// writeEvent writes one timestamp event. There is no event id: resuming is
-// moot because the current timestamp is sent at every connect, and the
-// signed timestamp carries its own version. Compact JSON has no newline,
-// which SSE data lines cannot contain; anything else is refused rather than
-// split.
-func writeEvent(w http.ResponseWriter, ts []byte) bool {
-	return writeNamed(w, "timestamp", ts)
-}
-
+// There is no event id: resuming is moot because the current timestamp is
+// sent at every connect, and the signed timestamp carries its own version.
+// Compact JSON has no newline, which SSE data lines cannot contain;
+// anything else is refused rather than split.
 func writeNamed(w http.ResponseWriter, name string, data []byte) bool {
 	buf := eventBytes(name, data)
 	if buf == nil {

@@ -234,6 +234,15 @@ func TestAgentDetectsAndResponds(t *testing.T) {
 	s := e.s
 	e.mamori(t, "pattern", "publish", "--channel", "bandage", corpus(t, "malware-patterns/eicar/sigs/eicar.hdb"))
 	s.waitStatus(t, "bandage", 1, func(p protection) bool { return p.Active == 1 })
+	// Nothing was gated (a fast-lane bandage): the push stream said so,
+	// and the agent never asked which version it may have.
+	m := s.metrics()
+	if n := metricSum(m, "mamori_api_requests_total", `route="GET /api/v1/agent/desired"`); n != 0 {
+		t.Errorf("%v desired-version requests while nothing was gated", n)
+	}
+	if n := metricSum(m, "mamori_api_requests_total", `route="POST /api/v1/agent/report"`); n == 0 {
+		t.Error("no agent report counted: the request metrics are not what this test reads")
+	}
 
 	eicar := `X5O!P%@AP[4\PZX54(P^)7CC)7}$` + "EICAR-STANDARD-ANTIVIRUS-" + `TEST-FILE!$H+H*`
 	marker := fmt.Sprintf("dropped%d", time.Now().UnixNano())
