@@ -733,26 +733,48 @@ func (f *Fleet) write(ctx context.Context, dirty []Agent, pending []pendingInsta
 		return fmt.Errorf("fleet flush: %w", err)
 	}
 	defer tx.Rollback()
-	for _, a := range dirty {
+	// After a release every agent is dirty at once: each statement is
+	// prepared once per flush, not parsed again for every row.
+	exec := func(query string, rows int, args func(i int) []any) error {
+		if rows == 0 {
+			return nil
+		}
+		st, err := tx.PrepareContext(ctx, query)
+		if err != nil {
+			return fmt.Errorf("fleet flush: %w", err)
+		}
+		defer st.Close()
+		for i := range rows {
+			if _, err := st.ExecContext(ctx, args(i)...); err != nil {
+				return fmt.Errorf("fleet flush: %w", err)
+			}
+		}
+		return nil
+	}
+	if err := exec(`UPDATE fleet_agents SET info = ?, last_seen = ?, health = ?, auth = ? WHERE id = ?`, len(dirty), func(i int) []any {
+		a := dirty[i]
 		info, _ := json.Marshal(a.Info)
 		health, _ := json.Marshal(a.Health)
-		if _, err := tx.ExecContext(ctx, `UPDATE fleet_agents SET info = ?, last_seen = ?, health = ?, auth = ? WHERE id = ?`,
-			string(info), a.LastSeen.Unix(), string(health), a.Auth, a.ID); err != nil {
-			return fmt.Errorf("fleet flush: %w", err)
-		}
+		return []any{string(info), a.LastSeen.Unix(), string(health), a.Auth, a.ID}
+	}); err != nil {
+		return err
 	}
-	for _, p := range pending {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fleet_installs(agent_id, channel, version, status, at_ms, error) VALUES (?,?,?,?,?,?)`,
-			p.agent, p.in.Channel, p.in.Version, p.in.Status, p.in.At.UnixMilli(), p.in.Error); err != nil {
-			return fmt.Errorf("fleet flush: %w", err)
-		}
+	if err := exec(`INSERT OR REPLACE INTO fleet_installs(agent_id, channel, version, status, at_ms, error) VALUES (?,?,?,?,?,?)`, len(pending), func(i int) []any {
+		p := pending[i]
+		return []any{p.agent, p.in.Channel, p.in.Version, p.in.Status, p.in.At.UnixMilli(), p.in.Error}
+	}); err != nil {
+		return err
 	}
-	for k, b := range bases {
+	keys := make([]baseKey, 0, len(bases))
+	for k := range bases {
+		keys = append(keys, k)
+	}
+	if err := exec(`INSERT OR REPLACE INTO fleet_baselines(agent_id, channel, version, health, at_ms) VALUES (?,?,?,?,?)`, len(keys), func(i int) []any {
+		k, b := keys[i], bases[keys[i]]
 		health, _ := json.Marshal(b.health)
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fleet_baselines(agent_id, channel, version, health, at_ms) VALUES (?,?,?,?,?)`,
-			k.agent, k.channel, b.version, string(health), b.at.UnixMilli()); err != nil {
-			return fmt.Errorf("fleet flush: %w", err)
-		}
+		return []any{k.agent, k.channel, b.version, string(health), b.at.UnixMilli()}
+	}); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("fleet flush: %w", err)
