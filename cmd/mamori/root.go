@@ -25,7 +25,7 @@ and finds them again.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newRulesCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newScanCmd(), newPatternCmd(), newKeysCmd(), newAgentCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newIngestCmd(), newSearchCmd(), newAlertsCmd(), newRulesCmd(), newIntelCmd(), newTenantCmd(), newConfigCmd(), newScanCmd(), newPatternCmd(), newKeysCmd(), newAgentCmd(), newAgentsCmd(), newBenchCmd(), newVersionCmd())
 	return root
 }
 

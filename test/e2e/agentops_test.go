@@ -171,8 +171,12 @@ func TestQuarantineSampleBandageLoop(t *testing.T) {
 	if _, err := os.Stat(victim); !os.IsNotExist(err) {
 		t.Fatalf("quarantined file still on disk: %v", err)
 	}
-	if c := s.issue(t, e.id, "quarantine", `{"path":"/bin/sh"}`); c.State != "failed" || !strings.Contains(c.Error, "protected") {
-		t.Errorf("quarantine of /bin/sh: %+v", c)
+	// From the CLI: refused by the agent, exit code 1 with its reason.
+	cmd := exec.Command(mamoriBin, "agents", "quarantine", e.id, "/bin/sh")
+	cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+s.addr.HTTP, "MAMORI_TOKEN="+s.token)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "protected") {
+		t.Errorf("mamori agents quarantine /bin/sh: %v: %s", err, out)
 	}
 
 	c = s.issue(t, e.id, "upload_sample", fmt.Sprintf(`{"id":%q}`, entry.ID))
@@ -275,7 +279,14 @@ func TestAgentDetectsAndResponds(t *testing.T) {
 	other := t.TempDir()
 	writeFile(t, filepath.Join(other, "clean.txt"), "nothing to see\n")
 	writeFile(t, filepath.Join(other, "x.com"), eicar)
-	c := s.issue(t, e.id, "scan", fmt.Sprintf(`{"paths":[%q]}`, other))
+	// From the CLI this time: `mamori agents scan` waits for the outcome.
+	if ids := e.mamori(t, "agents", "list", "-q"); ids != e.id {
+		t.Fatalf("mamori agents list -q: %q", ids)
+	}
+	var c commandJSON
+	if err := json.Unmarshal([]byte(e.mamori(t, "agents", "scan", e.id, other, "--json")), &c); err != nil {
+		t.Fatal(err)
+	}
 	var sum struct {
 		Files int `json:"files"`
 		Found []struct {
