@@ -185,7 +185,9 @@ func newAgentsCmd() *cobra.Command {
 		func(sub *cobra.Command) func([]string) (string, any) {
 			var reason string
 			sub.Flags().StringVar(&reason, "reason", "", "why")
-			return func(a []string) (string, any) { return respond.KindQuarantine, respond.Quarantine{Path: a[0], Reason: reason} }
+			return func(a []string) (string, any) {
+				return respond.KindQuarantine, respond.Quarantine{Path: a[0], Reason: reason}
+			}
 		})
 	measure("restore ID QUARANTINE-ID", "Put a quarantined file back where it was", "  mamori agents restore agt_… 6b76076f…", 2,
 		func(*cobra.Command) func([]string) (string, any) {
