@@ -303,6 +303,9 @@ func (s *Server) removeAgent(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusInternalServerError, CodeInternal, err.Error())
 		return
 	}
+	if s.pushes != nil {
+		s.pushes.Disconnect(id)
+	}
 	s.Logger.Info("agent removed", "agent", id, "by", p.Name)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -171,6 +171,7 @@ func (s *Server) agentEvents() http.Handler {
 		o.Gated = s.Rollouts.Gated
 	}
 	es := update.NewEventStream(s.Releases, o)
+	s.pushes = es
 	if s.Commands != nil {
 		s.Commands.OnIssue(func(agent string) { es.Nudge(agent, "commands") })
 	}

@@ -94,7 +94,8 @@ type Server struct {
 	// ReloadRouter is called after a source mapping changed.
 	ReloadRouter func(ctx context.Context) error
 
-	doc map[string]any // the OpenAPI document, built from Routes
+	doc    map[string]any      // the OpenAPI document, built from Routes
+	pushes *update.EventStream // the agents' push streams (nil without patterns)
 }
 
 // Route is one API endpoint; the same table builds the mux and the

@@ -1,6 +1,7 @@
 package update
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"runtime"
@@ -45,11 +46,12 @@ type EventStream struct {
 // sseConn is one agent's stream: a taken-over socket, or (fallback) the
 // nudge channel of a goroutine serving it.
 type sseConn struct {
-	key   string
-	c     net.Conn    // nil in fallback mode
-	nudge chan string // fallback mode only
-	mu    sync.Mutex  // serialises writes to c
-	dead  bool
+	key    string
+	c      net.Conn           // nil in fallback mode
+	nudge  chan string        // fallback mode only
+	cancel context.CancelFunc // fallback mode only: ends its goroutine
+	mu     sync.Mutex         // serialises writes to c
+	dead   bool
 }
 
 // writeTimeout bounds one event write to one agent: a peer that stopped
@@ -126,10 +128,29 @@ func (e *EventStream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveFallback serves a stream that cannot be taken over, in this
 // goroutine, until the client goes.
 func (e *EventStream) serveFallback(w http.ResponseWriter, r *http.Request, key string) {
-	c := &sseConn{key: key, nudge: make(chan string, 1)}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	c := &sseConn{key: key, nudge: make(chan string, 1), cancel: cancel}
 	e.add(c)
 	defer e.drop(c)
-	serveEvents(w, r, e.repo, e.o.Heartbeat, c.nudge, e.timestampEvent)
+	serveEvents(w, r.WithContext(ctx), e.repo, e.o.Heartbeat, c.nudge, e.timestampEvent)
+}
+
+// Disconnect closes every stream of key at once (a removed agent must
+// not keep hearing releases on a stream opened while it was trusted).
+func (e *EventStream) Disconnect(key string) {
+	e.mu.Lock()
+	var conns []*sseConn
+	for c := range e.byKey[key] {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, c := range conns {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		e.drop(c)
+	}
 }
 
 func (e *EventStream) add(c *sseConn) {

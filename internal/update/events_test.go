@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -94,6 +95,14 @@ func TestEventStreamTakesOverConnections(t *testing.T) {
 			t.Fatalf("a closed stream is still held: %d", es.Connections())
 		}
 	}
+	// A removed agent's stream is closed by the server at once.
+	es.Disconnect("agt_b")
+	if _, err := io.ReadAll(b.r); err != nil {
+		t.Fatalf("after Disconnect: %v", err)
+	}
+	if es.Connections() != 0 {
+		t.Fatalf("%d streams held after Disconnect", es.Connections())
+	}
 }
 
 // TestEventStreamFallback: a connection that cannot be taken over (an
@@ -125,8 +134,13 @@ func TestEventStreamFallback(t *testing.T) {
 	if n, _ := s.next(); n != "commands" {
 		t.Fatalf("nudge %s", n)
 	}
-	cancel()
-	<-done
+	defer cancel()
+	es.Disconnect("agt_x") // ends the serving goroutine
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Disconnect did not end the fallback stream")
+	}
 	if es.Connections() != 0 || len(es.byKey) != 0 {
 		t.Fatal("fallback stream not dropped")
 	}
