@@ -7,7 +7,9 @@
 // errors, CPU per scan, a failing self-test — each judged against the
 // agent's own health before it activated the release), and halting with an
 // automatic rollback — a new release carrying the last good content, sent
-// to every agent at once — at the first refusal or breach. Exact-hash
+// to every agent at once — at the first refusal or breach. The last stage,
+// 100 %, has its soak too: the release counts as good (the base of the
+// next rollout) only once the whole fleet ran it that long. Exact-hash
 // bandages take the fast lane (straight to 100 %): the server already
 // refused any hash of a known-clean file and a hash cannot cost CPU.
 //

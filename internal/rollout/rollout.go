@@ -166,7 +166,14 @@ func key(channel string, version uint64) string { return fmt.Sprintf("%s/%d", ch
 func (c *Controller) started(ctx context.Context, rel update.Release, fastLane bool) Rollout {
 	delete(c.hist, rel.Channel)
 	if prev := c.cur[rel.Channel]; prev != nil && prev.State == StateRolling {
-		prev.State, prev.Reason = StateSuperseded, fmt.Sprintf("superseded by version %d at the %d %% stage", rel.Version, prev.Percent)
+		if prev.Percent >= 100 {
+			// In its last soak, on every agent without a refusal or a
+			// breach so far: good enough to be the base to roll back to.
+			prev.State = StateDone
+			c.good[rel.Channel] = prev.Version
+		} else {
+			prev.State, prev.Reason = StateSuperseded, fmt.Sprintf("superseded by version %d at the %d %% stage", rel.Version, prev.Percent)
+		}
 		c.save(ctx, prev)
 	}
 	r := &Rollout{Channel: rel.Channel, Version: rel.Version, Base: c.good[rel.Channel], StageAt: c.o.Now().UTC(), State: StateRolling,
@@ -175,7 +182,9 @@ func (c *Controller) started(ctx context.Context, rel update.Release, fastLane b
 		r.Stage = len(c.o.Stages) - 1
 	}
 	r.Percent = c.o.Stages[r.Stage]
-	if r.Percent >= 100 {
+	// The fast lane (exact-hash bandages, rollbacks) is done at once; any
+	// other release at 100 % still has its last soak under the gates.
+	if fastLane {
 		r.State = StateDone
 		c.good[rel.Channel] = rel.Version
 	}
@@ -328,12 +337,17 @@ func (c *Controller) Tick(ctx context.Context) {
 		if waited < c.o.Soak || (p.Active+p.Failed < inRings && waited < 3*c.o.Soak) {
 			continue
 		}
-		r.Stage++
-		r.Percent, r.StageAt, nudge = c.o.Stages[r.Stage], c.o.Now().UTC(), true
 		if r.Percent >= 100 {
+			// The last soak, at 100 %, passed: the gates watched the
+			// whole fleet once before the release counts as good.
 			r.State = StateDone
 			c.good[r.Channel] = r.Version
+			c.save(ctx, r)
+			c.o.Logger.Info("rollout done", "channel", r.Channel, "version", r.Version)
+			continue
 		}
+		r.Stage++
+		r.Percent, r.StageAt, nudge = c.o.Stages[r.Stage], c.o.Now().UTC(), true
 		c.save(ctx, r)
 		c.o.Logger.Info("rollout advanced", "channel", r.Channel, "version", r.Version, "percent", r.Percent)
 	}

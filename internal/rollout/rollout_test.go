@@ -153,6 +153,17 @@ func TestRingsAdvanceHaltAndFastLane(t *testing.T) {
 	report("main", 1, fleet.StatusActive, 10)
 	e.now = e.now.Add(2 * time.Minute)
 	c.Tick(ctx)
+	if r, _ := c.Get("main", 1); r.State != StateRolling || r.Percent != 100 || allowed("main", 1) != 20 {
+		t.Fatalf("last stage: %+v", r)
+	}
+	// A last soak at 100 %: the gates watch the whole fleet once more.
+	report("main", 1, fleet.StatusActive, 20)
+	c.Tick(ctx)
+	if r, _ := c.Get("main", 1); r.State != StateRolling {
+		t.Fatalf("done before the last soak: %+v", r)
+	}
+	e.now = e.now.Add(2 * time.Minute)
+	c.Tick(ctx)
 	if r, _ := c.Get("main", 1); r.State != StateDone || allowed("main", 1) != 20 {
 		t.Fatalf("done: %+v", r)
 	}
@@ -235,5 +246,53 @@ func TestGated(t *testing.T) {
 	}
 	if !c.Gated() {
 		t.Error("a rolling release does not gate")
+	}
+}
+
+// TestRefusalInTheLastSoak: a release that reached every agent is still
+// watched for one soak; a refusal then halts it and rolls everyone back.
+func TestRefusalInTheLastSoak(t *testing.T) {
+	e := newEnv(t, 4, 0)
+	c := e.controller(t, Options{Stages: []int{100}, Soak: time.Minute})
+	if _, _, err := c.Publish(e.ctx, "main", nil, update.PublishOptions{}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range e.ids {
+		_ = e.fl.Report(id, fleet.Install{Channel: "main", Version: 1, Status: fleet.StatusActive, At: e.now})
+	}
+	e.now = e.now.Add(2 * time.Minute)
+	c.Tick(e.ctx)
+	if r, _ := c.Get("main", 1); r.State != StateDone {
+		t.Fatalf("v1: %+v", r)
+	}
+	if _, _, err := c.Publish(e.ctx, "main", nil, update.PublishOptions{}, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range e.ids[1:] {
+		_ = e.fl.Report(id, fleet.Install{Channel: "main", Version: 2, Status: fleet.StatusActive, At: e.now})
+	}
+	e.now = e.now.Add(30 * time.Second)
+	_ = e.fl.Report(e.ids[0], fleet.Install{Channel: "main", Version: 2, Status: fleet.StatusFailed, At: e.now})
+	c.Tick(e.ctx)
+	r2, _ := c.Get("main", 2)
+	if r2.State != StateHalted || r2.RolledBackTo != 3 || e.repo.latest("main") != 3 {
+		t.Fatalf("a refusal at 100 %% did not halt and roll back: %+v", r2)
+	}
+}
+
+// TestSupersededInTheLastSoak: a release replaced while it soaks at 100 %
+// had reached everyone: it is the base a halted successor rolls back to.
+func TestSupersededInTheLastSoak(t *testing.T) {
+	e := newEnv(t, 4, 0)
+	c := e.controller(t, Options{Stages: []int{100}, Soak: time.Minute})
+	if _, _, err := c.Publish(e.ctx, "main", nil, update.PublishOptions{}, false); err != nil {
+		t.Fatal(err)
+	}
+	_, r2, err := c.Publish(e.ctx, "main", nil, update.PublishOptions{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1, _ := c.Get("main", 1); r1.State != StateDone || r2.Base != 1 {
+		t.Fatalf("v1 %+v, v2 base %d", r1, r2.Base)
 	}
 }

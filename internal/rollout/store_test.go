@@ -77,8 +77,16 @@ func TestResumeAfterRestart(t *testing.T) {
 	}
 	e.now = e.now.Add(30 * time.Second)
 	b.Tick(e.ctx)
+	if r, _ := b.Get("main", 1); r.Percent != 100 || r.State != StateRolling {
+		t.Fatalf("did not advance one soak after the stage began: %+v", r)
+	}
+	for _, id := range e.ids {
+		_ = e.fl.Report(id, fleet.Install{Channel: "main", Version: 1, Status: fleet.StatusActive})
+	}
+	e.now = e.now.Add(time.Minute)
+	b.Tick(e.ctx)
 	if r, _ := b.Get("main", 1); r.State != StateDone {
-		t.Fatalf("did not finish one soak after the stage began: %+v", r)
+		t.Fatalf("not done after the last soak: %+v", r)
 	}
 	if r, _ := b.Get("cleanup", 1); r.State != StateHalted {
 		t.Errorf("halted rollout resumed: %+v", r)

@@ -250,8 +250,15 @@ func TestRolloutRingsAndPoisonHalt(t *testing.T) {
 		}
 	}
 	s.waitStatus(t, "main", 1, func(p protection) bool { return p.Active == 3 })
-	if _, ro := status(1); ro.State != "done" {
-		t.Errorf("rollout after all rings: %+v", ro)
+	// Then the last soak, at 100 %, under the gates.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		_, ro := status(1)
+		if ro.State == "done" {
+			break
+		}
+		if ro.State != "rolling" || time.Now().After(deadline) {
+			t.Fatalf("rollout after all rings: %+v", ro)
+		}
 	}
 
 	sum := md5.Sum(sh)
