@@ -256,23 +256,10 @@ func (r *Repo) ResignRoot(ctx context.Context, holders *RootKeys, online *Online
 		return fmt.Errorf("%w: %d of the root keys signed; root version %d needs %d: %w",
 			ErrKeys, len(signed), prev.Signed.Version, prev.Signed.Roles[metadata.ROOT].Threshold, err)
 	}
-	b, err := nr.ToBytes(false)
-	if err != nil {
-		return fmt.Errorf("update: encode root: %w", err)
-	}
-	if err := writeAtomic(r.metaPath(fmt.Sprintf("%d.root.json", version)), b); err != nil {
+	if err := r.installRoot(now, nr, online); err != nil {
 		return err
 	}
-	r.files[metadata.ROOT] = version
-	r.curMu.Lock()
-	r.cur.root = nr
-	r.cur.bytes[metadata.ROOT] = b
-	r.curMu.Unlock()
 	r.log.Info("root re-signed", "version", version, "expires", nr.Signed.Expires, "online_keys_replaced", online != nil)
-	if online != nil {
-		r.keys = online
-		return r.commit(now, resign{targets: true, bandage: true})
-	}
 	return nil
 }
 

@@ -892,21 +892,29 @@ func (r *Repo) RotateRoot(ctx context.Context, old, next *RootKeys, online *Onli
 	if err := prev.VerifyDelegate(metadata.ROOT, nr); err != nil {
 		return fmt.Errorf("%w: new root lacks a threshold of the current root keys: %w", ErrKeys, err)
 	}
+	if err := r.installRoot(now, nr, online); err != nil {
+		return err
+	}
+	r.log.Info("root rotated", "version", version, "root_keys", len(next.Keys), "root_threshold", next.Threshold,
+		"online_keys_replaced", online != nil)
+	return nil
+}
+
+// installRoot writes a new root version, makes it current and, when the
+// online keys are replaced, re-signs the other roles with them; r.mu held.
+func (r *Repo) installRoot(now time.Time, nr *metadata.Metadata[metadata.RootType], online *OnlineKeys) error {
 	b, err := nr.ToBytes(false)
 	if err != nil {
 		return fmt.Errorf("update: encode root: %w", err)
 	}
-	name := fmt.Sprintf("%d.root.json", version)
-	if err := writeAtomic(r.metaPath(name), b); err != nil {
+	if err := writeAtomic(r.metaPath(fmt.Sprintf("%d.root.json", nr.Signed.Version)), b); err != nil {
 		return err
 	}
-	r.files[metadata.ROOT] = version
+	r.files[metadata.ROOT] = nr.Signed.Version
 	r.curMu.Lock()
 	r.cur.root = nr
 	r.cur.bytes[metadata.ROOT] = b
 	r.curMu.Unlock()
-	r.log.Info("root rotated", "version", version, "root_keys", len(next.Keys), "root_threshold", next.Threshold,
-		"online_keys_replaced", online != nil)
 	if online != nil {
 		r.keys = online
 		return r.commit(now, resign{targets: true, bandage: true})
