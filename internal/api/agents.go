@@ -55,11 +55,7 @@ type HeartbeatRequest struct {
 }
 
 func (s *Server) fleetReady(w http.ResponseWriter) bool {
-	if s.Fleet == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "agent management is not running on this server")
-		return false
-	}
-	return true
+	return available(w, s.Fleet != nil, "agent management is not running on this server")
 }
 
 // authenticateAgent wraps h: only an enrolled agent enters, by its

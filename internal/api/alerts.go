@@ -18,11 +18,7 @@ type AlertList struct {
 }
 
 func (s *Server) alertsReady(w http.ResponseWriter) bool {
-	if s.Alerts == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "detection is not running on this server")
-		return false
-	}
-	return true
+	return available(w, s.Alerts != nil, "detection is not running on this server")
 }
 
 // alertScope returns the tenants the caller's alert request covers; nil

@@ -30,11 +30,7 @@ type CommandOutcome struct {
 }
 
 func (s *Server) commandsReady(w http.ResponseWriter) bool {
-	if s.Commands == nil || s.Fleet == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "agent commands are not available on this server")
-		return false
-	}
-	return true
+	return available(w, s.Commands != nil && s.Fleet != nil, "agent commands are not available on this server")
 }
 
 func commandProblem(w http.ResponseWriter, err error) {

@@ -40,11 +40,7 @@ type IntelList struct {
 }
 
 func (s *Server) intelReady(w http.ResponseWriter) bool {
-	if s.Intel == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "threat intelligence is not running on this server")
-		return false
-	}
-	return true
+	return available(w, s.Intel != nil, "threat intelligence is not running on this server")
 }
 
 func (s *Server) addIntel(w http.ResponseWriter, r *http.Request) {

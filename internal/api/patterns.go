@@ -69,11 +69,7 @@ type PatternDiff struct {
 }
 
 func (s *Server) releasesReady(w http.ResponseWriter) bool {
-	if s.Releases == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "pattern distribution is not running on this server")
-		return false
-	}
-	return true
+	return available(w, s.Releases != nil, "pattern distribution is not running on this server")
 }
 
 func (s *Server) publishPatterns(w http.ResponseWriter, r *http.Request) {
@@ -227,11 +223,7 @@ func (s *Server) patternStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) rolloutsReady(w http.ResponseWriter) bool {
-	if s.Rollouts == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "pattern rollouts are not running on this server")
-		return false
-	}
-	return true
+	return available(w, s.Rollouts != nil, "pattern rollouts are not running on this server")
 }
 
 // getPolicy lists the channel's policy of every tenant the caller may read

@@ -49,3 +49,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v)
 }
+
+// available answers 503 with detail when a part of the server is not
+// running (ok false), and reports ok.
+func available(w http.ResponseWriter, ok bool, detail string) bool {
+	if !ok {
+		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, detail)
+	}
+	return ok
+}

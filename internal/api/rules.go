@@ -43,11 +43,7 @@ func rulesStatus(rs *detect.Ruleset) RulesStatus {
 }
 
 func (s *Server) detectReady(w http.ResponseWriter) bool {
-	if s.Detect == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "detection is not running on this server")
-		return false
-	}
-	return true
+	return available(w, s.Detect != nil, "detection is not running on this server")
 }
 
 func (s *Server) getRules(w http.ResponseWriter, r *http.Request) {

@@ -30,11 +30,7 @@ type BandageResponse struct {
 }
 
 func (s *Server) labReady(w http.ResponseWriter) bool {
-	if s.Lab == nil {
-		writeProblem(w, http.StatusServiceUnavailable, CodeUnavailable, "the sample lab is not running on this server")
-		return false
-	}
-	return true
+	return available(w, s.Lab != nil, "the sample lab is not running on this server")
 }
 
 func labProblem(w http.ResponseWriter, err error) {
