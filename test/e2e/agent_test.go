@@ -181,16 +181,7 @@ func TestRolloutRingsAndPoisonHalt(t *testing.T) {
 	}
 	t.Setenv("MAMORI_PATTERNS_SOAK", "1s")
 	s := startServer(t, "")
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(mamoriBin, args...)
-		cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+s.addr.HTTP, "MAMORI_TOKEN="+s.token)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v: %v: %s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	run := s.cli
 	run("tenant", "add", "acme")
 	enroll := run("tenant", "token", "acme", "--kind", "enroll")
 	for range 3 {

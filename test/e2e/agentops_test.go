@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -9,54 +8,31 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mamori-soc/mamori/internal/testutil"
 )
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // agentEnv is a server with tenant acme and one running agent.
 type agentEnv struct {
 	s       *server
 	dir     string
 	id      string
-	out     *lockedBuffer
+	out     *testutil.Buffer
 	cmd     *exec.Cmd
 	readTok string
 }
 
 func (e *agentEnv) mamori(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(mamoriBin, args...)
-	cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+e.s.addr.HTTP, "MAMORI_TOKEN="+e.s.token)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("mamori %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
+	return e.s.cli(args...)
 }
 
 func startAgentEnv(t *testing.T, agentArgs ...string) *agentEnv {
 	t.Helper()
-	e := &agentEnv{s: startServer(t, ""), dir: t.TempDir(), out: &lockedBuffer{}}
+	e := &agentEnv{s: startServer(t, ""), dir: t.TempDir(), out: &testutil.Buffer{}}
 	e.mamori(t, "tenant", "add", "acme")
 	enroll := e.mamori(t, "tenant", "token", "acme", "--kind", "enroll")
 	e.readTok = e.mamori(t, "tenant", "token", "acme", "--kind", "read")

@@ -169,6 +169,19 @@ func (s *server) kill9() {
 	_ = s.cmd.Wait()
 }
 
+// cli runs the mamori CLI against s with its admin token and returns its
+// trimmed output; a failure fails the test.
+func (s *server) cli(args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command(mamoriBin, args...)
+	cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+s.addr.HTTP, "MAMORI_TOKEN="+s.token)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("mamori %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 func (s *server) url(path string) string { return "http://" + s.addr.HTTP + path }
 
 // api calls the API with token (admin when empty) and decodes JSON into out.

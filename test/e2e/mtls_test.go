@@ -219,15 +219,7 @@ func TestMTLSIsolation(t *testing.T) {
 	ns, serverIP, reach := n.name, n.serverIP, n.reach
 
 	s := startServer(t, "", "--http", serverIP+":0", "--agents-tls", serverIP+":0")
-	mamori := func(args ...string) string {
-		cmd := exec.Command(mamoriBin, args...)
-		cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+s.addr.HTTP, "MAMORI_TOKEN="+s.token)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("mamori %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	mamori := s.cli
 	mamori("tenant", "add", "acme")
 	enroll := mamori("tenant", "token", "acme", "--kind", "enroll")
 	var agentOut bytes.Buffer

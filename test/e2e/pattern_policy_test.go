@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,16 +17,7 @@ import (
 func TestPatternPolicyAndRestart(t *testing.T) {
 	t.Setenv("MAMORI_PATTERNS_SOAK", "1s")
 	s := startServer(t, "")
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(mamoriBin, args...)
-		cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+s.addr.HTTP, "MAMORI_TOKEN="+s.token)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v: %v: %s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	run := s.cli
 	run("tenant", "add", "acme")
 	enroll := run("tenant", "token", "acme", "--kind", "enroll")
 	agent := exec.Command(mamoriBin, "agent", "--dir", t.TempDir(), "--server", "http://"+s.addr.HTTP, "--enroll", enroll, "--heartbeat", "1s")

@@ -129,15 +129,7 @@ func TestIsolationByCommand(t *testing.T) {
 	reach := n.reach
 
 	s := startServer(t, "", "--http", serverIP+":0")
-	run := func(args ...string) string {
-		cmd := exec.Command(mamoriBin, args...)
-		cmd.Env = append(os.Environ(), "MAMORI_SERVER=http://"+s.addr.HTTP, "MAMORI_TOKEN="+s.token)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("mamori %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	run := s.cli
 	run("tenant", "add", "acme")
 	enroll := run("tenant", "token", "acme", "--kind", "enroll")
 	readTok := run("tenant", "token", "acme", "--kind", "read")

@@ -10,7 +10,6 @@
 package vltest
 
 import (
-	"bytes"
 	"context"
 	"debug/buildinfo"
 	"fmt"
@@ -24,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mamori-soc/mamori/internal/testutil"
 )
 
 // Version is the VictoriaLogs release the tests run against; it matches the
@@ -116,7 +117,7 @@ type Node struct {
 	URL     string // http://host:port
 	DataDir string // "" for a cluster insert/select node
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *testutil.Buffer
 	done    chan struct{}
 }
 
@@ -195,7 +196,7 @@ func start(bin string, args []string) (*Node, error) {
 	}
 	all := append([]string{"-httpListenAddr=" + addr}, CommonFlags...)
 	all = append(all, args...)
-	n := &Node{Addr: addr, URL: "http://" + addr, out: &syncBuffer{}, done: make(chan struct{})}
+	n := &Node{Addr: addr, URL: "http://" + addr, out: &testutil.Buffer{}, done: make(chan struct{})}
 	n.cmd = exec.Command(bin, all...)
 	n.cmd.Stdout = n.out
 	n.cmd.Stderr = n.out
@@ -263,21 +264,4 @@ func tail(s string, n int) string {
 		return "…" + s[len(s)-n:]
 	}
 	return s
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
