@@ -269,24 +269,7 @@ func TestRootRotationFollowedByClient(t *testing.T) {
 	}
 	e.publish("main", mutateSet(3, v2, 3, 3))
 	e.publish(BandageChannel, genRecords(5, 2))
-	for _, cl := range []struct {
-		c    *Client
-		have *Installed
-	}{{c, in}, {c2, in2}} {
-		got, err := cl.c.Update(bg, nil, "main", cl.have)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.sameContent(got, "main", 3)
-		b, err := cl.c.Update(bg, nil, BandageChannel, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.sameContent(b, BandageChannel, 1)
-		if r := rootVersion(t, cl.c.TrustedRoot()); r != 3 {
-			t.Fatalf("client trusts root %d, want 3", r)
-		}
-	}
+	e.followsRotation(t, []*Client{c, c2}, []*Installed{in, in2}, 3, 3)
 	// A repository reopened with the new online keys works; the old ones
 	// are refused.
 	if _, err := OpenRepo(e.dir, e.online, e.opts); err == nil {
@@ -314,6 +297,28 @@ func TestRotateRootNeedsOldThreshold(t *testing.T) {
 	wantErr(t, err, ErrKeys)
 	if got := rootVersion(t, e.repo.Root()); got != 1 {
 		t.Fatalf("root version %d after a refused rotation", got)
+	}
+}
+
+// followsRotation checks that each client (with what it has installed)
+// updates main to version mainV and the bandage channel to its version 1,
+// and then trusts root version root.
+func (e *env) followsRotation(t *testing.T, cs []*Client, have []*Installed, mainV uint64, root int64) {
+	t.Helper()
+	for i, c := range cs {
+		got, err := c.Update(bg, nil, "main", have[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sameContent(got, "main", mainV)
+		b, err := c.Update(bg, nil, BandageChannel, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sameContent(b, BandageChannel, 1)
+		if r := rootVersion(t, c.TrustedRoot()); r != root {
+			t.Fatalf("client %d trusts root %d, want %d", i, r, root)
+		}
 	}
 }
 

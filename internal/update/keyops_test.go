@@ -196,24 +196,7 @@ func TestRotateOnlineKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cl := range []struct {
-		c    *Client
-		have *Installed
-	}{{c, in}, {fresh, nil}} {
-		got, err := cl.c.Update(bg, nil, "main", cl.have)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.sameContent(got, "main", 2)
-		b, err := cl.c.Update(bg, nil, BandageChannel, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.sameContent(b, BandageChannel, 1)
-		if v := rootVersion(t, cl.c.TrustedRoot()); v != 2 {
-			t.Fatalf("client trusts root %d, want 2", v)
-		}
-	}
+	e.followsRotation(t, []*Client{c, fresh}, []*Installed{in, nil}, 2, 2)
 
 	// Whoever still holds the retired keys cannot sign for the clients: a
 	// timestamp, or a whole chain (timestamp, snapshot, targets), signed
