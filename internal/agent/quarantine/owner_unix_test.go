@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/mamori-soc/mamori/internal/testutil"
 )
 
 func TestOwnerAndSpecialModes(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("restoring another user's ownership needs root")
+		testutil.Missing(t, "restoring another user's ownership needs root")
 	}
 	ctx := context.Background()
 	s := openStore(t)
